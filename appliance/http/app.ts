@@ -1,0 +1,76 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import cookieParser from 'cookie-parser';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+
+import { logger } from '../platform/logger';
+import { repoRoot } from '../platform/config';
+import { problems } from './problem';
+import { toProblem } from './errors';
+import { mountRoutes, type RouteDependencies, type RouteSpec } from './route';
+
+export interface AppOptions extends RouteDependencies {
+  routes: RouteSpec[];
+  maxBodyBytes: number;
+  consoleDir?: string;
+}
+
+/** Builds the Express application: security headers, JSON parsing, the API under /api/v1 and the console. */
+export function createApp(options: AppOptions): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+
+  app.use(
+    pinoHttp({
+      logger,
+      genReqId: (request, response) => {
+        const id = crypto.randomUUID();
+        response.setHeader('x-request-id', id);
+        return id;
+      },
+      customLogLevel: (_request, response, error) => (error || response.statusCode >= 500 ? 'error' : response.statusCode >= 400 ? 'debug' : 'info'),
+    }),
+  );
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: { defaultSrc: ["'self'"], scriptSrc: ["'self'"], styleSrc: ["'self'"], imgSrc: ["'self'", 'data:'], connectSrc: ["'self'"], frameAncestors: ["'none'"] },
+      },
+      strictTransportSecurity: { maxAge: 31536000, includeSubDomains: true },
+    }),
+  );
+  app.use(cookieParser());
+
+  const api = express.Router();
+  api.use((request: Request, _response: Response, next: NextFunction) => {
+    const hasBody = ['POST', 'PUT', 'PATCH'].includes(request.method) && Number(request.get('content-length') ?? 0) > 0;
+    if (hasBody && !request.is('application/json')) return next(problems.unsupportedMediaType());
+    next();
+  });
+  api.use(express.json({ limit: options.maxBodyBytes, strict: true }));
+  mountRoutes(api, options.routes, options);
+  api.use((request: Request, _response: Response, next: NextFunction) =>
+    next(problems.notFound(`The API route ${request.method} ${request.path}`)),
+  );
+  api.use(sendProblem);
+  app.use('/api/v1', api);
+
+  const consoleDir = options.consoleDir ?? path.join(repoRoot, 'console', 'dist');
+  if (fs.existsSync(consoleDir)) {
+    app.use(express.static(consoleDir, { index: 'index.html', maxAge: '1h' }));
+    app.get(/^\/(?!api\/).*/, (_request, response) => response.sendFile(path.join(consoleDir, 'index.html')));
+  }
+
+  return app;
+}
+
+/** Last error handler: body-parser and routing errors become problem details. */
+function sendProblem(error: unknown, request: Request, response: Response, _next: NextFunction) {
+  const problem = toProblem(error, { requestId: String(request.id) });
+  response.status(problem.status).type('application/problem+json').json(problem.toBody(request.originalUrl));
+}

@@ -1,0 +1,130 @@
+import crypto from 'node:crypto';
+
+import { QueryTypes, type Transaction } from 'sequelize';
+
+import type { Database } from '../platform/database';
+import { problems } from '../http/problem';
+import { hashPassword } from './passwords';
+import type { Role } from './permissions';
+
+export interface User {
+  id: string;
+  username: string;
+  role: Role;
+  mustChangePassword: boolean;
+  disabled: boolean;
+  createdAt: string;
+}
+
+interface UserRow {
+  id: string;
+  username: string;
+  password_hash: string;
+  role: Role;
+  must_change_password: number;
+  disabled: number;
+  created_at: string;
+}
+
+/** Normalises a user name for storage and comparison: NFKC, trimmed, lower case. */
+export function normaliseUsername(username: string): string {
+  return username.normalize('NFKC').trim().toLowerCase();
+}
+
+/** User accounts in SQLite; passwords are stored only as argon2id hashes. */
+export class UserDirectory {
+  constructor(private readonly database: Database) {}
+
+  async count(): Promise<number> {
+    const [row] = await this.database.sequelize.query<{ n: number }>('SELECT COUNT(*) AS n FROM users', {
+      type: QueryTypes.SELECT,
+    });
+    return row.n;
+  }
+
+  async findWithHash(username: string): Promise<{ user: User; passwordHash: string } | undefined> {
+    const rows = await this.database.sequelize.query<UserRow>('SELECT * FROM users WHERE username = :username', {
+      type: QueryTypes.SELECT,
+      replacements: { username: normaliseUsername(username) },
+    });
+    return rows.length ? { user: toUser(rows[0]), passwordHash: rows[0].password_hash } : undefined;
+  }
+
+  async findById(id: string, transaction?: Transaction): Promise<User | undefined> {
+    const rows = await this.database.sequelize.query<UserRow>('SELECT * FROM users WHERE id = :id', {
+      type: QueryTypes.SELECT,
+      transaction,
+      replacements: { id },
+    });
+    return rows.length ? toUser(rows[0]) : undefined;
+  }
+
+  async passwordHashOf(id: string, transaction?: Transaction): Promise<string> {
+    const rows = await this.database.sequelize.query<UserRow>('SELECT password_hash FROM users WHERE id = :id', {
+      type: QueryTypes.SELECT,
+      transaction,
+      replacements: { id },
+    });
+    if (!rows.length) throw problems.notFound(`User ${id}`);
+    return rows[0].password_hash;
+  }
+
+  async list(transaction?: Transaction): Promise<User[]> {
+    const rows = await this.database.sequelize.query<UserRow>('SELECT * FROM users ORDER BY username', {
+      type: QueryTypes.SELECT,
+      transaction,
+    });
+    return rows.map(toUser);
+  }
+
+  /** Creates a user; the name must be unused after normalisation. */
+  async create(
+    input: { username: string; password: string; role: Role; mustChangePassword: boolean },
+    transaction: Transaction,
+  ): Promise<User> {
+    const username = normaliseUsername(input.username);
+    const existing = await this.database.sequelize.query('SELECT id FROM users WHERE username = :username', {
+      type: QueryTypes.SELECT,
+      transaction,
+      replacements: { username },
+    });
+    if (existing.length) throw problems.conflict(`A user named "${username}" already exists; choose another username.`);
+
+    const now = new Date().toISOString();
+    const id = crypto.randomUUID();
+    await this.database.sequelize.query(
+      `INSERT INTO users (id, username, password_hash, role, must_change_password, disabled, created_at, updated_at)
+       VALUES (:id, :username, :hash, :role, :mustChange, 0, :now, :now)`,
+      {
+        transaction,
+        replacements: {
+          id,
+          username,
+          hash: await hashPassword(input.password),
+          role: input.role,
+          mustChange: input.mustChangePassword ? 1 : 0,
+          now,
+        },
+      },
+    );
+    return { id, username, role: input.role, mustChangePassword: input.mustChangePassword, disabled: false, createdAt: now };
+  }
+
+  async setPassword(id: string, password: string, transaction: Transaction): Promise<void> {
+    await this.database.sequelize.query(
+      `UPDATE users SET password_hash = :hash, must_change_password = 0, updated_at = :now WHERE id = :id`,
+      { transaction, replacements: { id, hash: await hashPassword(password), now: new Date().toISOString() } },
+    );
+  }
+}
+
+function toUser(row: UserRow): User {
+  return {
+    id: row.id,
+    username: row.username,
+    role: row.role,
+    mustChangePassword: Boolean(row.must_change_password),
+    disabled: Boolean(row.disabled),
+    createdAt: row.created_at,
+  };
+}

@@ -1,0 +1,83 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Root of the checkout; the default data directory lives below it. */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Settings of one appliance process, read from the environment with embedded defaults. */
+export interface ApplianceConfig {
+  dataDir: string;
+  host: string;
+  port: number;
+  databaseFile: string;
+  tlsDir: string;
+  secretsDir: string;
+  spoolDir: string;
+  search: {
+    url: string;
+    indexPrefix: string;
+  };
+  hsm: {
+    modulePath: string;
+    softhsmConf: string;
+    tokenLabel: string;
+    pinFile: string;
+    soPinFile: string;
+  };
+  detection: {
+    intervalSeconds: number;
+    bruteForceThreshold: number;
+    bruteForceWindowSeconds: number;
+    massReadThreshold: number;
+    massReadWindowSeconds: number;
+    massReadBaselineFactor: number;
+  };
+  maxBodyBytes: number;
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new Error(`Invalid ${name}=${JSON.stringify(raw)}: expected a positive whole number.`);
+  }
+  return value;
+}
+
+/** Reads the configuration; every path defaults to a place under APPLIANCE_DATA_DIR. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApplianceConfig {
+  const dataDir = path.resolve(env.APPLIANCE_DATA_DIR ?? path.join(repoRoot, 'var'));
+  const secretsDir = path.join(dataDir, 'secrets');
+
+  return {
+    dataDir,
+    host: env.APPLIANCE_HOST ?? '127.0.0.1',
+    port: integer(env, 'APPLIANCE_PORT', 8443),
+    databaseFile: env.APPLIANCE_DATABASE ?? path.join(dataDir, 'appliance.sqlite'),
+    tlsDir: path.join(dataDir, 'tls'),
+    secretsDir,
+    spoolDir: path.join(dataDir, 'spool'),
+    search: {
+      url: env.SEARCH_URL ?? 'http://127.0.0.1:9200',
+      indexPrefix: env.SEARCH_INDEX_PREFIX ?? 'appliance',
+    },
+    hsm: {
+      modulePath: env.PKCS11_MODULE ?? '/usr/lib/softhsm/libsofthsm2.so',
+      softhsmConf: env.SOFTHSM2_CONF ?? path.join(dataDir, 'softhsm', 'softhsm2.conf'),
+      tokenLabel: env.HSM_TOKEN_LABEL ?? 'appliance',
+      pinFile: env.HSM_PIN_FILE ?? path.join(secretsDir, 'hsm-user-pin'),
+      soPinFile: env.HSM_SO_PIN_FILE ?? path.join(secretsDir, 'hsm-so-pin'),
+    },
+    detection: {
+      intervalSeconds: integer(env, 'DETECTION_INTERVAL_SECONDS', 15),
+      bruteForceThreshold: integer(env, 'BRUTE_FORCE_THRESHOLD', 10),
+      bruteForceWindowSeconds: integer(env, 'BRUTE_FORCE_WINDOW_SECONDS', 300),
+      massReadThreshold: integer(env, 'MASS_READ_THRESHOLD', 50),
+      massReadWindowSeconds: integer(env, 'MASS_READ_WINDOW_SECONDS', 600),
+      massReadBaselineFactor: integer(env, 'MASS_READ_BASELINE_FACTOR', 5),
+    },
+    maxBodyBytes: integer(env, 'APPLIANCE_MAX_BODY_BYTES', 1024 * 1024),
+  };
+}

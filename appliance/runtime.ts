@@ -1,0 +1,112 @@
+import fs from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+
+import { ensureToken, openKeyProvider } from '../hsm';
+import type { KeyProvider } from '../hsm/key-provider';
+import { AuditForwarder } from './audit/forwarder';
+import { auditRoutes } from './audit/routes';
+import { AuditTrail } from './audit/trail';
+import { createApp } from './http/app';
+import type { RouteSpec } from './http/route';
+import { identityRoutes } from './identity/routes';
+import { IdentityService } from './identity/service';
+import type { ApplianceConfig } from './platform/config';
+import { openDatabase, type Database } from './platform/database';
+import { logger } from './platform/logger';
+import { migrate } from './platform/migrations';
+import { ensureSelfSignedCertificate } from './platform/tls';
+import { connectEvents, type EventServices } from './events';
+
+/** A started appliance; `close` stops its server and background jobs in order. */
+export interface RunningAppliance {
+  readonly url: string;
+  readonly config: ApplianceConfig;
+  readonly database: Database;
+  readonly keys: KeyProvider;
+  readonly audit: AuditTrail;
+  readonly identity: IdentityService;
+  readonly events?: EventServices;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Connect to the search engine and run the audit forwarder and detections (default true). */
+  search?: boolean;
+  /** Listen on this port instead of the configured one; 0 picks a free port. */
+  port?: number;
+}
+
+/**
+ * Opens the HSM, the database and the search engine, then serves the API and
+ * console over HTTPS (TLS 1.3 minimum) on the configured loopback address.
+ */
+export async function startAppliance(config: ApplianceConfig, options: StartOptions = {}): Promise<RunningAppliance> {
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+
+  const token = await ensureToken(config);
+  logger.info({ token: { createdToken: token.createdToken, createdKeys: token.createdKeys } }, 'HSM token ready');
+  const keys = openKeyProvider(config);
+
+  const database = await openDatabase(config.databaseFile);
+  const applied = await migrate(database);
+  if (applied.length) logger.info({ migrations: applied }, 'database migrated');
+
+  const audit = new AuditTrail(database, keys);
+  const identity = new IdentityService(database, config.secretsDir);
+  const bootstrap = await identity.bootstrapFirstAdmin();
+  if (bootstrap.created) logger.info({ passwordFile: bootstrap.passwordFile }, 'first admin created with a one-time password');
+
+  const events = options.search === false ? undefined : await connectEvents(config, database, audit);
+  const forwarder = events ? new AuditForwarder(database, audit, events.auditSink) : undefined;
+
+  const routes: RouteSpec[] = [...identityRoutes(identity), ...auditRoutes(audit), ...(events?.routes ?? [])];
+  const app = createApp({
+    routes,
+    database,
+    audit,
+    authenticate: (request) => identity.authenticate(request),
+    maxBodyBytes: config.maxBodyBytes,
+  });
+
+  const certificate = ensureSelfSignedCertificate(config.tlsDir);
+  const server = https.createServer(
+    {
+      key: fs.readFileSync(certificate.keyFile),
+      cert: fs.readFileSync(certificate.certFile),
+      minVersion: 'TLSv1.3' as tls.SecureVersion,
+    },
+    app,
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? config.port, config.host, resolve);
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `https://${host}:${address.port}`;
+
+  forwarder?.start();
+  events?.start();
+  logger.info({ url }, 'appliance listening');
+
+  return {
+    url,
+    config,
+    database,
+    keys,
+    audit,
+    identity,
+    events,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+      await forwarder?.stop();
+      await events?.stop();
+      await database.close();
+      keys.close();
+    },
+  };
+}

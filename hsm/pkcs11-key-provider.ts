@@ -1,0 +1,319 @@
+import {
+  KeyType,
+  MechanismEnum,
+  ObjectClass,
+  UserType,
+  type ITemplate,
+  type Module,
+  type SecretKey,
+  type Session,
+} from 'graphene-pk11';
+import type { Logger } from 'pino';
+
+import { logger as applianceLogger } from '../appliance/platform/logger';
+import { auditKeyLabel, masterKeyLabel, requireAuditKey, requireMasterKey } from './appliance-keys';
+import { HsmError, ckrName, toHsmError } from './errors';
+import type { KeyProvider } from './key-provider';
+import { checkMechanisms, keyProviderMechanisms } from './mechanisms';
+import { readPinFile } from './pin-files';
+import {
+  acquireModule,
+  login,
+  logoutQuietly,
+  openSession,
+  releaseModule,
+  requireTokenSlot,
+  type HsmConfig,
+} from './pkcs11-module';
+import { formatPkcs11Uri } from './pkcs11-uri';
+
+/** Length of a data key: AES-256. */
+const dataKeyLength = 32;
+
+/**
+ * Length of a wrapped data key. IMPORTANT: stored wrapped keys are the bare
+ * RFC 3394 output (8-byte integrity block plus the 32-byte key, encrypted),
+ * with nothing naming the master key; this layout must never change.
+ */
+const wrappedKeyLength = dataKeyLength + 8;
+
+/** CKS_RW_USER_FUNCTIONS: a read/write session of a logged-in user (PKCS#11 2.40, CK_STATE). */
+const sessionStateRwUser = 3;
+
+/**
+ * Return values of C_UnwrapKey that mean the wrapped bytes fail the RFC 3394
+ * integrity check. SoftHSM 2.6.1 reports that failure as CKR_GENERAL_ERROR,
+ * which other modules use for device faults too.
+ */
+const unwrapIntegrityFailures = new Set([
+  'CKR_GENERAL_ERROR',
+  'CKR_WRAPPED_KEY_INVALID',
+  'CKR_WRAPPED_KEY_LEN_RANGE',
+  'CKR_ENCRYPTED_DATA_INVALID',
+]);
+
+/**
+ * Attributes of the temporary session object that holds a data key while
+ * the token wraps it or after the token unwraps it. It can do nothing but
+ * be wrapped or read, and it is destroyed before the call returns.
+ */
+const dataKeyTemplate: ITemplate = {
+  class: ObjectClass.SECRET_KEY,
+  keyType: KeyType.AES,
+  token: false,
+  private: true,
+  sensitive: false,
+  extractable: true,
+  encrypt: false,
+  decrypt: false,
+  sign: false,
+  verify: false,
+  wrap: false,
+  unwrap: false,
+  derive: false,
+};
+
+/** Options of openKeyProvider(). */
+export interface KeyProviderOptions {
+  /** Logger for open, close and clean-up failures; defaults to the appliance logger. */
+  logger?: Logger;
+}
+
+/**
+ * KeyProvider backed by a PKCS#11 token. It keeps one session and one login
+ * for the life of the process, because a logout on any session ends the
+ * login of all of them, and it keeps the key handles because each lookup
+ * scans every object on the token. Calls are synchronous, as graphene-pk11
+ * calls PKCS#11 on the calling thread.
+ */
+export class Pkcs11KeyProvider implements KeyProvider {
+  readonly masterKeyUri: string;
+  readonly auditKeyUri: string;
+
+  private closed = false;
+
+  private constructor(
+    private readonly module: Module,
+    private readonly session: Session,
+    private readonly masterKey: SecretKey,
+    private readonly auditKey: SecretKey,
+    private readonly tokenLabel: string,
+    private readonly logger: Logger,
+  ) {
+    this.masterKeyUri = formatPkcs11Uri({ token: tokenLabel, object: masterKeyLabel, type: 'secret-key' });
+    this.auditKeyUri = formatPkcs11Uri({ token: tokenLabel, object: auditKeyLabel, type: 'secret-key' });
+  }
+
+  /**
+   * Loads the module, finds the token by label, checks its mechanisms, logs
+   * in with the PIN from `hsm.pinFile` and looks up both keys. On failure
+   * everything opened so far is closed again before the HsmError is thrown.
+   */
+  static open(hsm: HsmConfig, options: KeyProviderOptions = {}): Pkcs11KeyProvider {
+    const logger = (options.logger ?? applianceLogger).child({ component: 'hsm', tokenLabel: hsm.tokenLabel });
+    const pin = readPinFile(hsm.pinFile, 'user PIN');
+
+    const module = acquireModule(hsm, 'key provider');
+    let session: Session | null = null;
+    try {
+      const slot = requireTokenSlot(module, hsm.tokenLabel);
+      checkMechanisms(slot, keyProviderMechanisms);
+
+      session = openSession(slot);
+      login(session, pin, UserType.USER, `user PIN from ${hsm.pinFile}`);
+
+      const masterKey = requireMasterKey(session, hsm.tokenLabel);
+      const auditKey = requireAuditKey(session, hsm.tokenLabel);
+
+      const provider = new Pkcs11KeyProvider(module, session, masterKey, auditKey, hsm.tokenLabel, logger);
+      logger.info(
+        { modulePath: hsm.modulePath, tokenSerial: slot.getToken().serialNumber },
+        'HSM key provider opened',
+      );
+      return provider;
+    } catch (error) {
+      if (session !== null) closeSessionQuietly(session);
+      releaseModule(module);
+      throw error;
+    }
+  }
+
+  wrapDataKey(dataKey: Buffer): Buffer {
+    this.assertOpen();
+    if (!Buffer.isBuffer(dataKey) || dataKey.length !== dataKeyLength) {
+      throw new HsmError(
+        'hsm_invalid_input',
+        `Wrapping the data key failed: expected a ${dataKeyLength}-byte AES-256 key, got ${describeLength(dataKey)}.`,
+      );
+    }
+
+    let dataKeyObject: SecretKey;
+    try {
+      dataKeyObject = this.session.create({ ...dataKeyTemplate, value: dataKey }).toType<SecretKey>();
+    } catch (error) {
+      throw toHsmError(error, 'Importing the data key as a session object');
+    }
+
+    try {
+      return this.session.wrapKey(MechanismEnum.AES_KEY_WRAP, this.masterKey, dataKeyObject);
+    } catch (error) {
+      throw toHsmError(error, 'Wrapping the data key under the master key (C_WrapKey)');
+    } finally {
+      this.destroyQuietly(dataKeyObject, 'wrap');
+    }
+  }
+
+  unwrapDataKey(wrapped: Buffer): Buffer {
+    this.assertOpen();
+    if (!Buffer.isBuffer(wrapped) || wrapped.length !== wrappedKeyLength) {
+      throw new HsmError(
+        'hsm_unwrap_failed',
+        `Unwrapping the data key failed: expected ${wrappedKeyLength} bytes of RFC 3394 output, got ${describeLength(wrapped)}. The stored value is truncated or not a wrapped data key.`,
+      );
+    }
+
+    let dataKeyObject: SecretKey;
+    try {
+      dataKeyObject = this.session
+        .unwrapKey(MechanismEnum.AES_KEY_WRAP, this.masterKey, wrapped, dataKeyTemplate)
+        .toType<SecretKey>();
+    } catch (error) {
+      throw unwrapError(error);
+    }
+
+    try {
+      const value = dataKeyObject.getAttribute({ value: null }).value;
+      if (!Buffer.isBuffer(value) || value.length !== dataKeyLength) {
+        throw new HsmError(
+          'hsm_unwrap_failed',
+          `Unwrapping the data key produced ${describeLength(value)} instead of ${dataKeyLength}. The stored value is not a wrapped AES-256 data key.`,
+        );
+      }
+      const copy = Buffer.from(value);
+      value.fill(0);
+      return copy;
+    } catch (error) {
+      throw toHsmError(error, 'Reading the unwrapped data key (C_GetAttributeValue)');
+    } finally {
+      this.destroyQuietly(dataKeyObject, 'unwrap');
+    }
+  }
+
+  auditHmac(data: Buffer): Buffer {
+    this.assertOpen();
+    if (!Buffer.isBuffer(data)) {
+      throw new HsmError('hsm_invalid_input', `Computing the audit HMAC failed: expected a Buffer, got ${typeof data}.`);
+    }
+
+    let sign;
+    try {
+      sign = this.session.createSign(MechanismEnum.SHA256_HMAC, this.auditKey);
+    } catch (error) {
+      throw toHsmError(error, 'Starting the audit HMAC (C_SignInit)');
+    }
+
+    try {
+      // pkcs11js passes an empty buffer as a null pointer, which C_Sign
+      // rejects with CKR_ARGUMENTS_BAD, so empty input goes straight to
+      // C_SignFinal, which is the HMAC of zero bytes.
+      return Buffer.from(data.length === 0 ? sign.final() : sign.once(data));
+    } catch (error) {
+      // A C_Sign that fails with CKR_ARGUMENTS_BAD leaves the operation
+      // active, and every later C_SignInit on the session would fail with
+      // CKR_OPERATION_ACTIVE. C_SignFinal ends it.
+      try {
+        sign.final();
+      } catch {
+        // The failed call already ended the operation.
+      }
+      throw toHsmError(error, 'Computing the audit HMAC (C_Sign)');
+    }
+  }
+
+  health(): { ok: boolean; tokenLabel: string; detail?: string } {
+    if (this.closed) return { ok: false, tokenLabel: this.tokenLabel, detail: 'The key provider is closed.' };
+
+    try {
+      const info = this.session.lib.C_GetSessionInfo(this.session.handle);
+      if (info.state !== sessionStateRwUser) {
+        return {
+          ok: false,
+          tokenLabel: this.tokenLabel,
+          detail: `The session is not logged in (session state ${info.state}); reopen the key provider.`,
+        };
+      }
+      return { ok: true, tokenLabel: this.tokenLabel };
+    } catch (error) {
+      return { ok: false, tokenLabel: this.tokenLabel, detail: toHsmError(error, 'Reading the session state').message };
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+
+    try {
+      closeSessionQuietly(this.session);
+    } finally {
+      releaseModule(this.module);
+      this.logger.info('HSM key provider closed');
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) {
+      throw new HsmError('hsm_closed', 'The HSM key provider is closed. Open a new one with openKeyProvider().');
+    }
+  }
+
+  /**
+   * Destroys a temporary data-key object. A failure is logged, not thrown,
+   * so it cannot hide the result or the error of the wrap or unwrap; the
+   * object still disappears when the session closes.
+   */
+  private destroyQuietly(object: SecretKey, operation: 'wrap' | 'unwrap'): void {
+    try {
+      this.session.destroy(object);
+    } catch (error) {
+      this.logger.error(
+        { operation, ckr: ckrName(error), err: error },
+        'Destroying the temporary data-key session object failed',
+      );
+    }
+  }
+}
+
+/** Opens the PKCS#11 key provider; see Pkcs11KeyProvider.open(). */
+export function openKeyProvider(hsm: HsmConfig, options: KeyProviderOptions = {}): KeyProvider {
+  return Pkcs11KeyProvider.open(hsm, options);
+}
+
+function describeLength(value: unknown): string {
+  return Buffer.isBuffer(value) ? `${value.length} bytes` : typeof value;
+}
+
+function unwrapError(error: unknown): HsmError {
+  const ckr = ckrName(error);
+  if (ckr !== undefined && unwrapIntegrityFailures.has(ckr)) {
+    return new HsmError(
+      'hsm_unwrap_failed',
+      `Unwrapping the data key failed with ${ckr}: the wrapped bytes fail the integrity check, so they were altered or wrapped under another master key. Restore the stored value from a backup.`,
+      { ckr, cause: error },
+    );
+  }
+  return toHsmError(error, 'Unwrapping the data key (C_UnwrapKey)', 'hsm_unwrap_failed');
+}
+
+/** Logs out and closes the session, ignoring failures of a session that is already gone. */
+function closeSessionQuietly(session: Session): void {
+  try {
+    logoutQuietly(session);
+  } catch {
+    // The session or the module is gone; closing below or finalising ends the login anyway.
+  }
+  try {
+    session.close();
+  } catch {
+    // C_Finalize in releaseModule() closes any session left.
+  }
+}
