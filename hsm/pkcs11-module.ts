@@ -10,28 +10,37 @@ import { HsmError, ckrName, toHsmError } from './errors';
 export type HsmConfig = ApplianceConfig['hsm'];
 
 /**
- * The loaded module and who holds it. PKCS#11 keeps one library state per
- * process: C_Finalize ends every session, and a logout ends the login of
- * every session on the token. So only one holder may use the module at a
- * time, and SoftHSM reads SOFTHSM2_CONF only in C_Initialize.
+ * The loaded module, the configuration it was initialised with and the
+ * holders using it. PKCS#11 keeps one library state per process: C_Finalize
+ * ends every session, and SoftHSM reads SOFTHSM2_CONF only in C_Initialize.
+ * So holders with the same module and configuration share one initialised
+ * module, and a holder with another configuration must wait until the last
+ * holder released it.
  */
-let current: { module: Module; holder: string } | null = null;
+let current: { module: Module; modulePath: string; softhsmConf: string; holders: string[] } | null = null;
 
 /**
  * Loads and initialises the PKCS#11 module for one holder ("key provider",
- * "token set-up"), with SOFTHSM2_CONF set to `hsm.softhsmConf`. Throws
- * hsm_in_use while another holder has it; release it with releaseModule().
+ * "token set-up"), with SOFTHSM2_CONF set to `hsm.softhsmConf`, or shares
+ * the module already loaded with the same path and configuration. Throws
+ * hsm_in_use while holders of another configuration have it. Each call
+ * needs one releaseModule().
  */
 export function acquireModule(hsm: HsmConfig, holder: string): Module {
+  const softhsmConf = path.resolve(hsm.softhsmConf);
   if (current !== null) {
+    if (current.modulePath === hsm.modulePath && current.softhsmConf === softhsmConf) {
+      current.holders.push(holder);
+      return current.module;
+    }
     throw new HsmError(
       'hsm_in_use',
-      `Cannot open the PKCS#11 module for the ${holder}: the ${current.holder} holds it in this process. Close that first, or share it.`,
+      `Cannot open the PKCS#11 module ${hsm.modulePath} with SOFTHSM2_CONF=${softhsmConf} for the ${holder}: the ${current.holders.join(', ')} of this process hold ${current.modulePath} with SOFTHSM2_CONF=${current.softhsmConf}. Close those first, or use the same configuration.`,
     );
   }
 
   checkSoftHsmConfig(hsm);
-  process.env.SOFTHSM2_CONF = hsm.softhsmConf;
+  process.env.SOFTHSM2_CONF = softhsmConf;
 
   let module: Module;
   try {
@@ -39,7 +48,7 @@ export function acquireModule(hsm: HsmConfig, holder: string): Module {
   } catch (error) {
     throw new HsmError(
       'hsm_unavailable',
-      `Loading the PKCS#11 module ${hsm.modulePath} failed: ${(error as Error).message}. Check PKCS11_MODULE.`,
+      `Loading the PKCS#11 module ${hsm.modulePath} failed: ${(error as Error).message}. Install the module or fix PKCS11_MODULE.`,
       { cause: error },
     );
   }
@@ -50,18 +59,26 @@ export function acquireModule(hsm: HsmConfig, holder: string): Module {
     closeQuietly(module);
     throw new HsmError(
       'hsm_unavailable',
-      `C_Initialize of ${hsm.modulePath} failed with ${ckrName(error) ?? (error as Error).message}. Check the module configuration (SOFTHSM2_CONF=${hsm.softhsmConf}).`,
+      `C_Initialize of ${hsm.modulePath} failed with ${ckrName(error) ?? (error as Error).message}. Check the module configuration (SOFTHSM2_CONF=${softhsmConf}).`,
       { ckr: ckrName(error), cause: error },
     );
   }
 
-  current = { module, holder };
+  current = { module, modulePath: hsm.modulePath, softhsmConf, holders: [holder] };
   return module;
 }
 
-/** Finalises and unloads a module from acquireModule(); safe to call twice. */
-export function releaseModule(module: Module): void {
+/**
+ * Releases one holder's use of a module from acquireModule(). The last
+ * release finalises and unloads it, which also ends every session and login.
+ */
+export function releaseModule(module: Module, holder: string): void {
   if (current?.module !== module) return;
+
+  const index = current.holders.indexOf(holder);
+  if (index === -1) return;
+  current.holders.splice(index, 1);
+  if (current.holders.length > 0) return;
 
   current = null;
   try {
@@ -179,25 +196,41 @@ export function openSession(slot: Slot): Session {
 }
 
 /**
- * Logs in to the token. `who` names the PIN for messages ("user PIN from
- * /path"); the PIN itself never reaches a message.
+ * Logs in to the token and returns true, or returns false when this process
+ * is already logged in as that user through another session, because a
+ * PKCS#11 login holds for every session of the process on the token. `who`
+ * names the PIN for messages ("user PIN from /path"); the PIN itself never
+ * reaches a message.
+ *
+ * NOTE: when another holder in this process is already logged in, the token
+ * does not check `pin` again, so a wrong PIN file goes unnoticed until the
+ * last holder closes.
  */
-export function login(session: Session, pin: string, userType: UserType, who: string): void {
+export function login(session: Session, pin: string, userType: UserType, who: string): boolean {
   try {
     session.login(pin, userType);
+    return true;
   } catch (error) {
     const ckr = ckrName(error);
+    if (ckr === 'CKR_USER_ALREADY_LOGGED_IN') return false;
     if (ckr === 'CKR_PIN_INCORRECT') {
       throw new HsmError(
         'hsm_pin_incorrect',
-        `The token rejected the ${who} (CKR_PIN_INCORRECT). Restore the PIN file that belongs to this token.`,
+        `The token rejected the ${who} (CKR_PIN_INCORRECT). Put the PIN of this token into that file (restore it from the backup of the PIN files), or point the PIN file setting at the right file. Each failed login counts towards locking the PIN.`,
         { ckr, cause: error },
       );
     }
     if (ckr === 'CKR_PIN_LOCKED') {
       throw new HsmError(
         'hsm_pin_locked',
-        `The token locked the ${who} after too many failed logins (CKR_PIN_LOCKED). The security officer must unlock it.`,
+        `The token locked the ${who} after too many failed logins (CKR_PIN_LOCKED). The security officer must unlock it by setting the user PIN again (C_InitPIN).`,
+        { ckr, cause: error },
+      );
+    }
+    if (ckr === 'CKR_USER_ANOTHER_ALREADY_LOGGED_IN') {
+      throw new HsmError(
+        'hsm_in_use',
+        `Logging in with the ${who} failed with ${ckr}: this process is logged in to the token as another user. Close the other key provider or token set-up first.`,
         { ckr, cause: error },
       );
     }

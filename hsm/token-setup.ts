@@ -2,8 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { TokenFlag, UserType, type Module, type Slot } from 'graphene-pk11';
+import type { Logger } from 'pino';
 
 import type { ApplianceConfig } from '../appliance/platform/config';
+import { logger as applianceLogger } from '../appliance/platform/logger';
 import {
   auditKeyLabel,
   findSecretKey,
@@ -31,22 +33,28 @@ import {
 import { formatPkcs11Uri } from './pkcs11-uri';
 
 /** The configuration values token set-up reads. */
-export type TokenSetupConfig = Pick<ApplianceConfig, 'dataDir' | 'hsm'>;
+export type TokenSetupConfig = Pick<ApplianceConfig, 'hsm'>;
+
+/** Options of ensureToken(). */
+export interface TokenSetupOptions {
+  /** Logger for what set-up creates; defaults to the appliance logger. */
+  logger?: Logger;
+}
 
 /** What ensureToken() found and changed, for the caller to log. Contains no secrets. */
 export interface TokenSetupResult {
   tokenLabel: string;
   tokenSerial: string;
-  /** Whether a SoftHSM configuration file was written under the data directory. */
+  /** Whether this run wrote the SoftHSM configuration file. */
   softhsmConfigCreated: boolean;
   /** Paths of the PIN files written by this run. */
   pinFilesCreated: string[];
   /** Whether the mode of a PIN file or its directory was tightened to 0600/0700. */
   pinFileModesFixed: boolean;
-  /** Whether the token was initialised (C_InitToken, C_InitPIN) by this run. */
-  tokenInitialized: boolean;
-  masterKeyCreated: boolean;
-  auditKeyCreated: boolean;
+  /** Whether this run initialised the token (C_InitToken) or set its user PIN (C_InitPIN). */
+  createdToken: boolean;
+  /** CKA_LABEL of each key this run generated on the token. */
+  createdKeys: string[];
   /** CKA_ID of the master key, hex. */
   masterKeyId: string;
   /** CKA_ID of the audit key, hex. */
@@ -58,17 +66,15 @@ export interface TokenSetupResult {
 /** Length of generated PINs, unless the token allows less: 32 base64url characters carry 192 bits. */
 const preferredPinLength = 32;
 
-/** Returns the SoftHSM configuration path that token set-up may create: `<dataDir>/softhsm/softhsm2.conf`. */
-export function defaultSoftHsmConfigPath(dataDir: string): string {
-  return path.join(path.resolve(dataDir), 'softhsm', 'softhsm2.conf');
-}
+/** Length of CK_TOKEN_INFO.label and of the label argument of C_InitToken, blank padded. */
+const tokenLabelBytes = 32;
 
 /**
  * Sets up the appliance token and returns what it did. Each step is skipped
  * when its result exists, so a second run changes nothing:
  *
- * 1. writes a SoftHSM configuration with its own token directory, but only
- *    at the default path under the data directory and only for SoftHSM;
+ * 1. writes a SoftHSM configuration with its own token directory at the
+ *    configured path when the module is SoftHSM and the file is missing;
  * 2. generates the user and SO PINs into their files (mode 0600, directory
  *    0700) before the token uses them, so a crash never leaves a token whose
  *    PINs are lost;
@@ -78,28 +84,35 @@ export function defaultSoftHsmConfigPath(dataDir: string): string {
  * NOTE: two processes running this at the same time can both initialise a
  * token or generate a key. The key provider then rejects the duplicate label.
  */
-export function ensureToken(config: TokenSetupConfig): TokenSetupResult {
+export function ensureToken(config: TokenSetupConfig, options: TokenSetupOptions = {}): TokenSetupResult {
   const hsm = config.hsm;
+  const logger = (options.logger ?? applianceLogger).child({ component: 'hsm', tokenLabel: hsm.tokenLabel });
   checkTokenLabel(hsm.tokenLabel);
 
-  const softhsmConfigCreated = ensureSoftHsmConfig(config);
+  const softhsmConfigCreated = ensureSoftHsmConfig(hsm);
+  if (softhsmConfigCreated) logger.info({ softhsmConf: hsm.softhsmConf }, 'SoftHSM configuration created');
   const pinFilesCreated: string[] = [];
 
   const module = acquireModule(hsm, 'token set-up');
   try {
     let slot = findTokenSlot(module, hsm.tokenLabel);
-    let tokenInitialized = false;
+    let createdToken = false;
     if (slot === null) {
-      slot = initializeToken(module, config, pinFilesCreated);
-      tokenInitialized = true;
+      slot = initializeToken(module, hsm, pinFilesCreated);
+      createdToken = true;
     } else if ((slot.getToken().flags & TokenFlag.USER_PIN_INITIALIZED) === 0) {
       // An earlier run stopped between C_InitToken and C_InitPIN.
-      initializeUserPin(slot, config, pinFilesCreated);
-      tokenInitialized = true;
+      initializeUserPin(slot, hsm, pinFilesCreated);
+      createdToken = true;
     }
+    if (pinFilesCreated.length > 0) logger.info({ pinFiles: pinFilesCreated }, 'HSM PIN files created');
+    if (createdToken) logger.info({ tokenSerial: slot.getToken().serialNumber }, 'HSM token initialised');
 
     const pinFileModesFixed = securePinFiles(hsm);
+    if (pinFileModesFixed) logger.warn({ pinFiles: [hsm.pinFile, hsm.soPinFile] }, 'HSM PIN file modes tightened');
+
     const keys = ensureKeys(slot, hsm);
+    if (keys.createdKeys.length > 0) logger.info({ keys: keys.createdKeys }, 'HSM keys generated');
 
     return {
       tokenLabel: hsm.tokenLabel,
@@ -107,47 +120,47 @@ export function ensureToken(config: TokenSetupConfig): TokenSetupResult {
       softhsmConfigCreated,
       pinFilesCreated,
       pinFileModesFixed,
-      tokenInitialized,
+      createdToken,
       ...keys,
       masterKeyUri: formatPkcs11Uri({ token: hsm.tokenLabel, object: masterKeyLabel, type: 'secret-key' }),
       auditKeyUri: formatPkcs11Uri({ token: hsm.tokenLabel, object: auditKeyLabel, type: 'secret-key' }),
     };
   } finally {
-    releaseModule(module);
+    releaseModule(module, 'token set-up');
   }
 }
 
 /** A CK_TOKEN_INFO label is 32 bytes, blank padded, so a longer or blank label cannot match. */
 function checkTokenLabel(label: string): void {
   const length = Buffer.byteLength(label, 'utf8');
-  if (label.trim() !== label || length === 0 || length > 32) {
+  if (label.trim() !== label || length === 0 || length > tokenLabelBytes) {
     throw new HsmError(
       'hsm_invalid_input',
-      `The token label ${JSON.stringify(label)} is invalid: it must be 1 to 32 bytes of UTF-8 without leading or trailing blanks. Fix HSM_TOKEN_LABEL.`,
+      `The token label ${JSON.stringify(label)} is invalid: it must be 1 to ${tokenLabelBytes} bytes of UTF-8 without leading or trailing blanks. Fix HSM_TOKEN_LABEL.`,
     );
   }
 }
 
 /**
- * Writes a SoftHSM configuration and creates its token directory when the
- * configured path is the default one under the data directory and the file
- * is missing. Returns whether it wrote the file. Any other missing path is
- * left for acquireModule() to report, so nothing outside the data
- * directory (such as /etc) is ever written.
+ * Writes a SoftHSM configuration at `hsm.softhsmConf`, with a token
+ * directory `tokens` beside it, when the module is SoftHSM and the file is
+ * missing. Returns whether it wrote the file. A path under /etc is left
+ * alone (acquireModule() reports it missing), because system configuration
+ * belongs to the package manager and the operator.
  */
-function ensureSoftHsmConfig(config: TokenSetupConfig): boolean {
-  const configPath = path.resolve(config.hsm.softhsmConf);
-  if (!isSoftHsm(config.hsm.modulePath)) return false;
-  if (configPath !== defaultSoftHsmConfigPath(config.dataDir)) return false;
+function ensureSoftHsmConfig(hsm: TokenSetupConfig['hsm']): boolean {
+  const configPath = path.resolve(hsm.softhsmConf);
+  if (!isSoftHsm(hsm.modulePath)) return false;
   if (fs.existsSync(configPath)) return false;
+  if (configPath === '/etc' || configPath.startsWith('/etc/')) return false;
 
   const softhsmDir = path.dirname(configPath);
   const tokenDir = path.join(softhsmDir, 'tokens');
+  if (!fs.existsSync(softhsmDir)) fs.mkdirSync(softhsmDir, { recursive: true, mode: 0o700 });
   fs.mkdirSync(tokenDir, { recursive: true, mode: 0o700 });
-  fs.chmodSync(softhsmDir, 0o700);
 
   const text = [
-    '# SoftHSM 2 configuration of this appliance, written by scripts/init-token.ts.',
+    '# SoftHSM 2 configuration of this appliance, written by its token set-up (hsm/token-setup.ts).',
     `directories.tokendir = ${tokenDir}`,
     'objectstore.backend = file',
     'log.level = ERROR',
@@ -157,7 +170,6 @@ function ensureSoftHsmConfig(config: TokenSetupConfig): boolean {
   fs.writeFileSync(configPath, text, { flag: 'wx', mode: 0o600 });
   return true;
 }
-
 /**
  * Returns the PIN stored in `file`, or generates one and writes it there
  * when the file does not exist yet. Records a written path in `created`.
@@ -182,8 +194,7 @@ function pinLength(slot: Slot): number {
  * PIN. Returns the token's slot, found again by label because SoftHSM
  * moves an initialised token to another slot.
  */
-function initializeToken(module: Module, config: TokenSetupConfig, created: string[]): Slot {
-  const hsm = config.hsm;
+function initializeToken(module: Module, hsm: TokenSetupConfig['hsm'], created: string[]): Slot {
   const freeSlot = findFreeSlot(module);
   if (freeSlot === null) {
     throw new HsmError(
@@ -196,20 +207,23 @@ function initializeToken(module: Module, config: TokenSetupConfig, created: stri
   const soPin = loadOrCreatePin(hsm.soPinFile, 'SO PIN', length, created);
   loadOrCreatePin(hsm.pinFile, 'user PIN', length, created);
 
+  // C_InitToken reads exactly 32 bytes of label, so it is padded here.
+  // graphene-pk11 2.3.6 Slot.initToken() is not used: it passes the label
+  // unpadded and then fails on the undefined that pkcs11js 2.1 returns.
+  const paddedLabel = hsm.tokenLabel + ' '.repeat(tokenLabelBytes - Buffer.byteLength(hsm.tokenLabel, 'utf8'));
   try {
-    freeSlot.initToken(soPin, hsm.tokenLabel);
+    freeSlot.lib.C_InitToken(freeSlot.handle, soPin, paddedLabel);
   } catch (error) {
     throw toHsmError(error, `Initialising the token "${hsm.tokenLabel}" (C_InitToken)`);
   }
 
   const slot = requireTokenSlot(module, hsm.tokenLabel);
-  initializeUserPin(slot, config, created);
+  initializeUserPin(slot, hsm, created);
   return slot;
 }
 
 /** Logs in as security officer and sets the user PIN (C_InitPIN) from the PIN file. */
-function initializeUserPin(slot: Slot, config: TokenSetupConfig, created: string[]): void {
-  const hsm = config.hsm;
+function initializeUserPin(slot: Slot, hsm: TokenSetupConfig['hsm'], created: string[]): void {
   const length = pinLength(slot);
   const soPin = readPinFile(hsm.soPinFile, 'SO PIN');
   const userPin = loadOrCreatePin(hsm.pinFile, 'user PIN', length, created);
@@ -238,32 +252,39 @@ function securePinFiles(hsm: TokenSetupConfig['hsm']): boolean {
   return changed;
 }
 
-/** Logs in as user and generates whichever of the two keys is missing, then checks both. */
+/**
+ * Logs in as user and generates whichever key is missing, then checks all
+ * of them. It logs out only when it logged in itself, because a logout
+ * would end the login of a key provider open in this process.
+ */
 function ensureKeys(
   slot: Slot,
   hsm: TokenSetupConfig['hsm'],
-): Pick<TokenSetupResult, 'masterKeyCreated' | 'auditKeyCreated' | 'masterKeyId' | 'auditKeyId'> {
+): Pick<TokenSetupResult, 'createdKeys' | 'masterKeyId' | 'auditKeyId'> {
   const userPin = readPinFile(hsm.pinFile, 'user PIN');
   checkMechanisms(slot, tokenSetupMechanisms);
 
   const session = openSession(slot);
   try {
-    login(session, userPin, UserType.USER, `user PIN from ${hsm.pinFile}`);
+    const loggedInHere = login(session, userPin, UserType.USER, `user PIN from ${hsm.pinFile}`);
     try {
-      const masterKeyCreated = findSecretKey(session, masterKeyLabel) === null;
-      if (masterKeyCreated) generateMasterKey(session);
-
-      const auditKeyCreated = findSecretKey(session, auditKeyLabel) === null;
-      if (auditKeyCreated) generateAuditKey(session);
+      const createdKeys: string[] = [];
+      if (findSecretKey(session, masterKeyLabel) === null) {
+        generateMasterKey(session);
+        createdKeys.push(masterKeyLabel);
+      }
+      if (findSecretKey(session, auditKeyLabel) === null) {
+        generateAuditKey(session);
+        createdKeys.push(auditKeyLabel);
+      }
 
       return {
-        masterKeyCreated,
-        auditKeyCreated,
+        createdKeys,
         masterKeyId: keyIdHex(requireMasterKey(session, hsm.tokenLabel)),
         auditKeyId: keyIdHex(requireAuditKey(session, hsm.tokenLabel)),
       };
     } finally {
-      logoutQuietly(session);
+      if (loggedInHere) logoutQuietly(session);
     }
   } finally {
     session.close();

@@ -11,12 +11,15 @@ import { logger } from '../platform/logger';
 import { repoRoot } from '../platform/config';
 import { problems } from './problem';
 import { toProblem } from './errors';
+import { healthHandler, type HealthReport } from './health';
 import { mountRoutes, type RouteDependencies, type RouteSpec } from './route';
 
 export interface AppOptions extends RouteDependencies {
   routes: RouteSpec[];
   maxBodyBytes: number;
   consoleDir?: string;
+  /** Liveness of the parts the appliance depends on, served at GET /api/v1/health. */
+  health?: () => Promise<HealthReport>;
 }
 
 /** Builds the Express application: security headers, JSON parsing, the API under /api/v1 and the console. */
@@ -53,6 +56,7 @@ export function createApp(options: AppOptions): express.Express {
     next();
   });
   api.use(express.json({ limit: options.maxBodyBytes, strict: true }));
+  if (options.health) api.get('/health', healthHandler(options.health));
   mountRoutes(api, options.routes, options);
   api.use((request: Request, _response: Response, next: NextFunction) =>
     next(problems.notFound(`The API route ${request.method} ${request.path}`)),

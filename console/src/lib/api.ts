@@ -138,7 +138,8 @@ export function isAbortError(error: unknown): boolean {
 
 /**
  * Returns the messages that a failed request reported for one request field. Field names
- * are compared by their first path segment, so `tags.1`, `tags[1]` and `/tags/1` all
+ * are compared by their first path segment after the request part that the appliance puts
+ * in front (`body.`, `query.`, `params.`), so `body.tags.1`, `tags[1]` and `/tags/1` all
  * count as `tags`.
  */
 export function fieldMessages(error: unknown, field: string): string[] {
@@ -156,8 +157,12 @@ export function unplacedFieldProblems(error: unknown, shownFields: string[]): Fi
   );
 }
 
+/** Request parts that the appliance's validation names before the field itself. */
+const REQUEST_PARTS = /^(body|query|params)\./;
+
 function topLevelField(field: string): string {
-  return field.replace(/^#?\//, '').split(/[./[]/)[0] ?? field;
+  const path = field.replace(/^#?\//, '').replace(REQUEST_PARTS, '');
+  return path.split(/[./[]/)[0] ?? path;
 }
 
 function unreachableProblem(method: HttpMethod, url: string, status: number): ProblemDetails {

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs what the appliance and its tests need on Debian 12, then the npm dependencies
+# and the OpenSearch node's Maven jars. Safe to run again: each step skips what is present.
+set -euo pipefail
+
+repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_dir"
+
+# Debian package per command it provides; libsqlite3-dev has no command, so it is checked by file.
+declare -A packages=(
+  [softhsm2-util]=softhsm2
+  [pkcs11-tool]=opensc
+  [chromium]=chromium
+  [oathtool]=oathtool
+  [openssl]=openssl
+  [java]=openjdk-17-jdk-headless
+  [mvn]=maven
+  [g++]=build-essential
+  [python3]=python3
+  [jq]=jq
+  [sqlite3]=sqlite3
+  [curl]=curl
+)
+
+missing=()
+for command in "${!packages[@]}"; do
+  command -v "$command" >/dev/null 2>&1 || missing+=("${packages[$command]}")
+done
+[[ -f /usr/include/sqlite3.h ]] || missing+=(libsqlite3-dev)
+
+if ((${#missing[@]} > 0)); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  sudo_cmd=()
+  ((EUID == 0)) || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if ((node_major < 20)); then
+  echo "install-deps: Node.js 20 or later is required (found ${node_major}); install it from nodejs.org or NodeSource" >&2
+  exit 1
+fi
+
+# Native modules (argon2, sqlite3, pkcs11js) build against the local Node headers when a
+# prebuilt binary is not available, so the build never needs to download them.
+lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
+stamp="node_modules/.install-stamp"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_hash" ]]; then
+  if [[ -d /usr/include/node ]]; then
+    export npm_config_nodedir=/usr
+  fi
+  npm ci --no-audit --no-fund
+  echo "$lock_hash" >"$stamp"
+fi
+
+bash scripts/search-node.sh classpath >/dev/null
