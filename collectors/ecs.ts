@@ -54,11 +54,13 @@ export interface EcsEvent {
     };
   };
   appliance?: {
+    /** What an audited request acted on, such as a vault prompt or a user. */
+    resource?: { type: string; id?: string };
     audit?: {
       hash: string;
       prev_hash: string;
+      /** The audit trail's own outcome (success, failure, denied); ECS outcome has no "denied". */
       outcome: string;
-      resource?: { type: string; id?: string };
     };
   };
 }

@@ -5,11 +5,17 @@ import {
   KeyType,
   ObjectClass,
   SecretKey,
+  registerAttribute,
   type ITemplate,
   type Session,
 } from 'graphene-pk11';
+import pkcs11 from 'pkcs11js';
 
 import { HsmError, toHsmError } from './errors';
+
+// graphene-pk11 2.3.6 has no name for CKA_COPYABLE (PKCS#11 2.40), so the
+// templates below could not set it without this.
+registerAttribute('copyable', pkcs11.CKA_COPYABLE, 'boolean');
 
 /** CKA_LABEL of the AES-256 key that wraps data keys. */
 export const masterKeyLabel = 'vault-master';

@@ -9,6 +9,9 @@ export interface KeyProvider {
   /** PKCS#11 URI (RFC 7512) of the generic-secret key behind the audit HMAC. */
   readonly auditKeyUri: string;
 
+  /** PKCS#11 URI (RFC 7512) of the private half of the ECDSA P-256 signing key pair. */
+  readonly signingKeyUri: string;
+
   /** Wraps a 32-byte AES-256 data key under the master key; the result is safe to store. */
   wrapDataKey(dataKey: Buffer): Buffer;
 
@@ -17,6 +20,16 @@ export interface KeyProvider {
 
   /** Computes HMAC-SHA256 inside the token with the audit key. */
   auditHmac(data: Buffer): Buffer;
+
+  /**
+   * Signs a 32-byte SHA-256 digest with the ECDSA P-256 private key inside
+   * the token and returns the DER-encoded ECDSA-Sig-Value (RFC 3279), which
+   * `openssl dgst -sha256 -verify` accepts for the undigested data.
+   */
+  signDigest(digest: Buffer): Buffer;
+
+  /** Returns the public half of the signing key pair as SubjectPublicKeyInfo PEM. */
+  signingPublicKeyPem(): string;
 
   /** Reports whether the token is reachable and logged in. */
   health(): { ok: boolean; tokenLabel: string; detail?: string };

@@ -16,16 +16,20 @@ export interface RequiredMechanism {
  * PKCS#11 2.40 defines the latter as PKCS#7 padding plus RFC 3394 while
  * SoftHSM implements it as RFC 5649, so its output differs between HSMs.
  * Data keys are 32 bytes, a multiple of 8, so they need no padding.
+ * Signatures use CKM_ECDSA over a SHA-256 digest computed by the caller,
+ * because SoftHSM 2.6.1 does not offer CKM_ECDSA_SHA256.
  */
 export const keyProviderMechanisms: RequiredMechanism[] = [
   { name: 'AES_KEY_WRAP', uses: ['WRAP', 'UNWRAP'] },
   { name: 'SHA256_HMAC', uses: ['SIGN'] },
+  { name: 'ECDSA', uses: ['SIGN'] },
 ];
 
-/** Mechanisms that token set-up uses to generate the master key and the audit key. */
+/** Mechanisms that token set-up uses to generate the master key, the audit key and the signing key pair. */
 export const tokenSetupMechanisms: RequiredMechanism[] = [
   { name: 'AES_KEY_GEN', uses: ['GENERATE'] },
   { name: 'GENERIC_SECRET_KEY_GEN', uses: ['GENERATE'] },
+  { name: 'EC_KEY_PAIR_GEN', uses: ['GENERATE_KEY_PAIR'] },
 ];
 
 /**

@@ -10,6 +10,7 @@ import {
 } from 'graphene-pk11';
 import type { Logger } from 'pino';
 
+import type { ApplianceConfig } from '../appliance/platform/config';
 import { logger as applianceLogger } from '../appliance/platform/logger';
 import { auditKeyLabel, masterKeyLabel, requireAuditKey, requireMasterKey } from './appliance-keys';
 import { HsmError, ckrName, toHsmError } from './errors';
@@ -19,13 +20,16 @@ import { readPinFile } from './pin-files';
 import {
   acquireModule,
   login,
-  logoutQuietly,
   openSession,
   releaseModule,
   requireTokenSlot,
   type HsmConfig,
 } from './pkcs11-module';
 import { formatPkcs11Uri } from './pkcs11-uri';
+import { ecdsaSignatureToDer, requireSigningKeyPair, signingKeyLabel, type SigningKeyPair } from './signing-key';
+
+/** Length of a SHA-256 digest, the input of signDigest(). */
+const sha256Length = 32;
 
 /** Length of a data key: AES-256. */
 const dataKeyLength = 32;
@@ -36,6 +40,9 @@ const dataKeyLength = 32;
  * with nothing naming the master key; this layout must never change.
  */
 const wrappedKeyLength = dataKeyLength + 8;
+
+/** Name of the key provider among the holders of the PKCS#11 module, for hsm_in_use messages. */
+const moduleHolder = 'key provider';
 
 /** CKS_RW_USER_FUNCTIONS: a read/write session of a logged-in user (PKCS#11 2.40, CK_STATE). */
 const sessionStateRwUser = 3;
@@ -89,6 +96,7 @@ export interface KeyProviderOptions {
 export class Pkcs11KeyProvider implements KeyProvider {
   readonly masterKeyUri: string;
   readonly auditKeyUri: string;
+  readonly signingKeyUri: string;
 
   private closed = false;
 
@@ -97,23 +105,25 @@ export class Pkcs11KeyProvider implements KeyProvider {
     private readonly session: Session,
     private readonly masterKey: SecretKey,
     private readonly auditKey: SecretKey,
+    private readonly signingKeys: SigningKeyPair,
     private readonly tokenLabel: string,
     private readonly logger: Logger,
   ) {
     this.masterKeyUri = formatPkcs11Uri({ token: tokenLabel, object: masterKeyLabel, type: 'secret-key' });
     this.auditKeyUri = formatPkcs11Uri({ token: tokenLabel, object: auditKeyLabel, type: 'secret-key' });
+    this.signingKeyUri = formatPkcs11Uri({ token: tokenLabel, object: signingKeyLabel, type: 'private-key' });
   }
 
   /**
    * Loads the module, finds the token by label, checks its mechanisms, logs
-   * in with the PIN from `hsm.pinFile` and looks up both keys. On failure
+   * in with the PIN from `hsm.pinFile` and looks up the keys. On failure
    * everything opened so far is closed again before the HsmError is thrown.
    */
   static open(hsm: HsmConfig, options: KeyProviderOptions = {}): Pkcs11KeyProvider {
     const logger = (options.logger ?? applianceLogger).child({ component: 'hsm', tokenLabel: hsm.tokenLabel });
     const pin = readPinFile(hsm.pinFile, 'user PIN');
 
-    const module = acquireModule(hsm, 'key provider');
+    const module = acquireModule(hsm, moduleHolder);
     let session: Session | null = null;
     try {
       const slot = requireTokenSlot(module, hsm.tokenLabel);
@@ -124,8 +134,9 @@ export class Pkcs11KeyProvider implements KeyProvider {
 
       const masterKey = requireMasterKey(session, hsm.tokenLabel);
       const auditKey = requireAuditKey(session, hsm.tokenLabel);
+      const signingKeys = requireSigningKeyPair(session, hsm.tokenLabel);
 
-      const provider = new Pkcs11KeyProvider(module, session, masterKey, auditKey, hsm.tokenLabel, logger);
+      const provider = new Pkcs11KeyProvider(module, session, masterKey, auditKey, signingKeys, hsm.tokenLabel, logger);
       logger.info(
         { modulePath: hsm.modulePath, tokenSerial: slot.getToken().serialNumber },
         'HSM key provider opened',
@@ -133,7 +144,7 @@ export class Pkcs11KeyProvider implements KeyProvider {
       return provider;
     } catch (error) {
       if (session !== null) closeSessionQuietly(session);
-      releaseModule(module);
+      releaseModule(module, moduleHolder);
       throw error;
     }
   }
@@ -230,6 +241,36 @@ export class Pkcs11KeyProvider implements KeyProvider {
     }
   }
 
+  signDigest(digest: Buffer): Buffer {
+    this.assertOpen();
+    if (!Buffer.isBuffer(digest) || digest.length !== sha256Length) {
+      throw new HsmError(
+        'hsm_invalid_input',
+        `Signing the digest failed: expected a ${sha256Length}-byte SHA-256 digest, got ${describeLength(digest)}.`,
+      );
+    }
+
+    let sign;
+    try {
+      sign = this.session.createSign(MechanismEnum.ECDSA, this.signingKeys.privateKey);
+    } catch (error) {
+      throw toHsmError(error, 'Starting the ECDSA signature (C_SignInit)');
+    }
+
+    let raw: Buffer;
+    try {
+      raw = Buffer.from(sign.once(digest));
+    } catch (error) {
+      throw toHsmError(error, 'Signing the digest with CKM_ECDSA (C_Sign)');
+    }
+    return ecdsaSignatureToDer(raw);
+  }
+
+  signingPublicKeyPem(): string {
+    this.assertOpen();
+    return this.signingKeys.publicKeyPem;
+  }
+
   health(): { ok: boolean; tokenLabel: string; detail?: string } {
     if (this.closed) return { ok: false, tokenLabel: this.tokenLabel, detail: 'The key provider is closed.' };
 
@@ -255,7 +296,7 @@ export class Pkcs11KeyProvider implements KeyProvider {
     try {
       closeSessionQuietly(this.session);
     } finally {
-      releaseModule(this.module);
+      releaseModule(this.module, moduleHolder);
       this.logger.info('HSM key provider closed');
     }
   }
@@ -283,9 +324,9 @@ export class Pkcs11KeyProvider implements KeyProvider {
   }
 }
 
-/** Opens the PKCS#11 key provider; see Pkcs11KeyProvider.open(). */
-export function openKeyProvider(hsm: HsmConfig, options: KeyProviderOptions = {}): KeyProvider {
-  return Pkcs11KeyProvider.open(hsm, options);
+/** Opens the PKCS#11 key provider with the HSM part of the appliance configuration; see Pkcs11KeyProvider.open(). */
+export function openKeyProvider(config: Pick<ApplianceConfig, 'hsm'>, options: KeyProviderOptions = {}): KeyProvider {
+  return Pkcs11KeyProvider.open(config.hsm, options);
 }
 
 function describeLength(value: unknown): string {
@@ -304,13 +345,12 @@ function unwrapError(error: unknown): HsmError {
   return toHsmError(error, 'Unwrapping the data key (C_UnwrapKey)', 'hsm_unwrap_failed');
 }
 
-/** Logs out and closes the session, ignoring failures of a session that is already gone. */
+/**
+ * Closes the session without C_Logout, because the login belongs to every
+ * session of this process on the token and other holders may still use it.
+ * Closing the last session of the token, or C_Finalize, ends the login.
+ */
 function closeSessionQuietly(session: Session): void {
-  try {
-    logoutQuietly(session);
-  } catch {
-    // The session or the module is gone; closing below or finalising ends the login anyway.
-  }
   try {
     session.close();
   } catch {

@@ -31,6 +31,7 @@ import {
   requireTokenSlot,
 } from './pkcs11-module';
 import { formatPkcs11Uri } from './pkcs11-uri';
+import { generateSigningKeyPair, hasSigningKey, requireSigningKeyPair, signingKeyLabel } from './signing-key';
 
 /** The configuration values token set-up reads. */
 export type TokenSetupConfig = Pick<ApplianceConfig, 'hsm'>;
@@ -59,8 +60,12 @@ export interface TokenSetupResult {
   masterKeyId: string;
   /** CKA_ID of the audit key, hex. */
   auditKeyId: string;
+  /** CKA_ID of both halves of the ECDSA P-256 signing key pair, hex. */
+  signingKeyId: string;
   masterKeyUri: string;
   auditKeyUri: string;
+  /** PKCS#11 URI of the private signing key. */
+  signingKeyUri: string;
 }
 
 /** Length of generated PINs, unless the token allows less: 32 base64url characters carry 192 bits. */
@@ -79,7 +84,8 @@ const tokenLabelBytes = 32;
  *    0700) before the token uses them, so a crash never leaves a token whose
  *    PINs are lost;
  * 3. initialises a free token with the configured label and sets its user PIN;
- * 4. generates the master key and the audit key on the token.
+ * 4. generates the master key, the audit key and the signing key pair on
+ *    the token.
  *
  * NOTE: two processes running this at the same time can both initialise a
  * token or generate a key. The key provider then rejects the duplicate label.
@@ -124,6 +130,7 @@ export function ensureToken(config: TokenSetupConfig, options: TokenSetupOptions
       ...keys,
       masterKeyUri: formatPkcs11Uri({ token: hsm.tokenLabel, object: masterKeyLabel, type: 'secret-key' }),
       auditKeyUri: formatPkcs11Uri({ token: hsm.tokenLabel, object: auditKeyLabel, type: 'secret-key' }),
+      signingKeyUri: formatPkcs11Uri({ token: hsm.tokenLabel, object: signingKeyLabel, type: 'private-key' }),
     };
   } finally {
     releaseModule(module, 'token set-up');
@@ -260,7 +267,7 @@ function securePinFiles(hsm: TokenSetupConfig['hsm']): boolean {
 function ensureKeys(
   slot: Slot,
   hsm: TokenSetupConfig['hsm'],
-): Pick<TokenSetupResult, 'createdKeys' | 'masterKeyId' | 'auditKeyId'> {
+): Pick<TokenSetupResult, 'createdKeys' | 'masterKeyId' | 'auditKeyId' | 'signingKeyId'> {
   const userPin = readPinFile(hsm.pinFile, 'user PIN');
   checkMechanisms(slot, tokenSetupMechanisms);
 
@@ -277,11 +284,16 @@ function ensureKeys(
         generateAuditKey(session);
         createdKeys.push(auditKeyLabel);
       }
+      if (!hasSigningKey(session)) {
+        generateSigningKeyPair(session);
+        createdKeys.push(signingKeyLabel);
+      }
 
       return {
         createdKeys,
         masterKeyId: keyIdHex(requireMasterKey(session, hsm.tokenLabel)),
         auditKeyId: keyIdHex(requireAuditKey(session, hsm.tokenLabel)),
+        signingKeyId: requireSigningKeyPair(session, hsm.tokenLabel).id,
       };
     } finally {
       if (loggedInHere) logoutQuietly(session);

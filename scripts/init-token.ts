@@ -1,6 +1,6 @@
 /**
  * Sets up the appliance HSM token: SoftHSM configuration, PIN files, token,
- * master key and audit key, skipping whatever exists. Prints what it did
+ * master key, audit key and signing key pair, skipping whatever exists. Prints what it did
  * and never prints a PIN.
  *
  *   node --import tsx scripts/init-token.ts
@@ -10,6 +10,8 @@
  */
 import { loadConfig } from '../appliance/platform/config';
 import { HsmError, ensureToken, type TokenSetupResult } from '../hsm';
+import { auditKeyLabel, masterKeyLabel } from '../hsm/appliance-keys';
+import { signingKeyLabel } from '../hsm/signing-key';
 
 function describe(result: TokenSetupResult, softhsmConf: string): string[] {
   const done = (changed: boolean, what: string): string => `${changed ? 'created' : 'exists '}  ${what}`;
@@ -18,9 +20,13 @@ function describe(result: TokenSetupResult, softhsmConf: string): string[] {
     done(result.softhsmConfigCreated, `SoftHSM configuration ${softhsmConf}`),
     ...result.pinFilesCreated.map((file) => `created  PIN file ${file}`),
     ...(result.pinFileModesFixed ? ['fixed    PIN file modes to 0600 (directory 0700)'] : []),
-    done(result.tokenInitialized, `token "${result.tokenLabel}" (serial ${result.tokenSerial})`),
-    done(result.masterKeyCreated, `master key ${result.masterKeyUri} (CKA_ID ${result.masterKeyId})`),
-    done(result.auditKeyCreated, `audit key ${result.auditKeyUri} (CKA_ID ${result.auditKeyId})`),
+    done(result.createdToken, `token "${result.tokenLabel}" (serial ${result.tokenSerial})`),
+    done(result.createdKeys.includes(masterKeyLabel), `master key ${result.masterKeyUri} (CKA_ID ${result.masterKeyId})`),
+    done(result.createdKeys.includes(auditKeyLabel), `audit key ${result.auditKeyUri} (CKA_ID ${result.auditKeyId})`),
+    done(
+      result.createdKeys.includes(signingKeyLabel),
+      `signing key pair ${result.signingKeyUri} (CKA_ID ${result.signingKeyId})`,
+    ),
   ];
 }
 

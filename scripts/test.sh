@@ -61,6 +61,8 @@ check "type check" npx tsc --noEmit -p tsconfig.json
 check "lint" npx eslint --max-warnings 0 .
 check "format" npx prettier --check --log-level warn .
 
+# Info logs of the many appliances the tests start would bury the test output.
+export LOG_LEVEL="${LOG_LEVEL:-warn}"
 export TEST_SUMMARY_FILE="$work_dir/mocha-summary.json"
 npx mocha --reporter scripts/test/summary-reporter.cjs "$@"
 mocha_status=$?

@@ -1,12 +1,7 @@
-import fs from 'node:fs';
-
 import type { Command } from 'commander';
 
-import { openKeyProvider } from '../../hsm';
-import { AuditTrail } from '../audit/trail';
-import { loadConfig } from '../platform/config';
-import { openDatabase } from '../platform/database';
-import { CliError, exitCodes } from './exit-codes';
+import { exitCodes } from './exit-codes';
+import { openLocalAppliance } from './local-appliance';
 
 export function registerVerifyAuditCommand(program: Command): Command {
   return program
@@ -16,21 +11,9 @@ export function registerVerifyAuditCommand(program: Command): Command {
     )
     .option('--json', 'print the verification result as JSON')
     .action(async (options: { json?: boolean }) => {
-      const config = loadConfig();
-      if (!fs.existsSync(config.databaseFile)) {
-        throw new CliError(`no appliance database at ${config.databaseFile}; check APPLIANCE_DATA_DIR`, exitCodes.usage);
-      }
-
-      let keys;
+      const local = await openLocalAppliance();
       try {
-        keys = openKeyProvider(config);
-      } catch (error) {
-        throw new CliError(`the HSM is not available: ${error instanceof Error ? error.message : String(error)}`, exitCodes.unavailable);
-      }
-
-      const database = await openDatabase(config.databaseFile);
-      try {
-        const result = await new AuditTrail(database, keys).verify();
+        const result = await local.audit.verify();
 
         if (options.json) console.log(JSON.stringify(result, null, 2));
         else if (result.ok) console.log(`audit chain intact: ${result.checked} records, head seq ${result.headSeq}`);
@@ -38,8 +21,7 @@ export function registerVerifyAuditCommand(program: Command): Command {
 
         if (!result.ok) process.exitCode = exitCodes.checkFailed;
       } finally {
-        await database.close();
-        keys.close();
+        await local.close();
       }
     });
 }

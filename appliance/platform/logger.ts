@@ -28,9 +28,12 @@ export const redactedPaths = [
   'res.headers["set-cookie"]',
 ];
 
-/** Creates the process logger: JSON lines on stdout, level from LOG_LEVEL. */
+/**
+ * Creates the process logger: JSON lines on stderr, level from LOG_LEVEL.
+ * Stderr keeps stdout free for what appliancectl prints (`--json` output).
+ */
 export function createLogger(name: string, level = process.env.LOG_LEVEL ?? 'info'): Logger {
-  return pino({ name, level, redact: { paths: redactedPaths, censor: '[redacted]' } });
+  return pino({ name, level, redact: { paths: redactedPaths, censor: '[redacted]' } }, pino.destination({ dest: 2, sync: true }));
 }
 
 export const logger = createLogger('appliance');

@@ -82,7 +82,7 @@ export async function startTestAppliance(options: { search?: boolean; env?: Reco
  * One SoftHSM token for the whole test process: the PKCS#11 module reads its
  * configuration once per process, so every test appliance uses the same one.
  */
-function sharedTokenEnv(): Record<string, string> {
+export function sharedTokenEnv(): Record<string, string> {
   const dir = path.join(os.tmpdir(), `appliance-test-hsm-${process.pid}`);
   return {
     SOFTHSM2_CONF: path.join(dir, 'softhsm', 'softhsm2.conf'),

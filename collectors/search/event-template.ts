@@ -124,14 +124,8 @@ export const eventMappings = {
     },
     appliance: {
       properties: {
-        audit: {
-          properties: {
-            hash: keyword,
-            prev_hash: keyword,
-            outcome: keyword,
-            resource: { properties: { type: keyword, id: keyword } },
-          },
-        },
+        resource: { properties: { type: keyword, id: keyword } },
+        audit: { properties: { hash: keyword, prev_hash: keyword, outcome: keyword } },
       },
     },
   },
