@@ -9,6 +9,7 @@ import { AuditForwarder } from './audit/forwarder';
 import { auditRoutes } from './audit/routes';
 import { AuditTrail } from './audit/trail';
 import { createApp } from './http/app';
+import { runHealthChecks, type HealthReport } from './http/health';
 import type { RouteSpec } from './http/route';
 import { identityRoutes } from './identity/routes';
 import { IdentityService } from './identity/service';
@@ -17,6 +18,8 @@ import { openDatabase, type Database } from './platform/database';
 import { logger } from './platform/logger';
 import { migrate } from './platform/migrations';
 import { ensureSelfSignedCertificate } from './platform/tls';
+import { vaultRoutes } from './vault/routes';
+import { createVault } from './vault/vault';
 import { connectEvents, type EventServices } from './events';
 
 /** A started appliance; `close` stops its server and background jobs in order. */
@@ -61,13 +64,15 @@ export async function startAppliance(config: ApplianceConfig, options: StartOpti
   const events = options.search === false ? undefined : await connectEvents(config, database, audit);
   const forwarder = events ? new AuditForwarder(database, audit, events.auditSink) : undefined;
 
-  const routes: RouteSpec[] = [...identityRoutes(identity), ...auditRoutes(audit), ...(events?.routes ?? [])];
+  const vault = createVault(database, keys);
+  const routes: RouteSpec[] = [...identityRoutes(identity), ...auditRoutes(audit), ...vaultRoutes(vault), ...(events?.routes ?? [])];
   const app = createApp({
     routes,
     database,
     audit,
     authenticate: (request) => identity.authenticate(request),
     maxBodyBytes: config.maxBodyBytes,
+    health: () => checkHealth(keys, database, events),
   });
 
   const certificate = ensureSelfSignedCertificate(config.tlsDir);
@@ -106,7 +111,30 @@ export async function startAppliance(config: ApplianceConfig, options: StartOpti
       await forwarder?.stop();
       await events?.stop();
       await database.close();
+      vault.close();
       keys.close();
     },
   };
+}
+
+/** Checks the HSM session, the database and, when connected, the search engine. */
+function checkHealth(keys: KeyProvider, database: Database, events: EventServices | undefined): Promise<HealthReport> {
+  return runHealthChecks({
+    hsm: () => {
+      const health = keys.health();
+      return health.ok ? { status: 'up' } : { status: 'down', detail: health.detail ?? `token "${health.tokenLabel}" is not logged in` };
+    },
+    database: async () => {
+      await database.sequelize.query('SELECT 1');
+      return { status: 'up' };
+    },
+    ...(events
+      ? {
+          search: async () => {
+            const info = await events.engine.info();
+            return { status: 'up', detail: `${info.distribution} ${info.version}` };
+          },
+        }
+      : {}),
+  });
 }

@@ -54,7 +54,7 @@ export interface EcsEvent {
     };
   };
   appliance?: {
-    /** What an audited request acted on, such as a vault prompt or a user. */
+    /** Target of an audited request, such as a vault prompt or a user. */
     resource?: { type: string; id?: string };
     audit?: {
       hash: string;

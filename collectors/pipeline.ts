@@ -10,13 +10,13 @@ import { Spool, type SpoolEntry } from './spool.js';
 /**
  * Ships ECS events from a durable spool to the search engine.
  *
- * Delivery is at-least-once from the spool and exactly-once in the index:
- * every document is sent with op `create` under its deterministic
- * `event.id`, so a batch sent again after a crash or a lost response comes
- * back as 409 for the documents that got through, which counts as
+ * The spool delivers at least once and the index stores exactly once.
+ * Every document is sent with op `create` under its deterministic
+ * `event.id`. When a batch is sent again after a crash or a lost response,
+ * the documents that got through come back as 409, which counts as
  * delivered. 429, 5xx and connection errors are retried with capped
- * exponential backoff and jitter; any other per-item 4xx (a mapping
- * conflict, say) is written to `<spoolDir>/rejected-events.jsonl` with the
+ * exponential backoff and jitter. Any other per-item 4xx, such as a mapping
+ * conflict, is written to `<spoolDir>/rejected-events.jsonl` with the
  * reason and does not hold back the rest of the batch.
  */
 
@@ -70,21 +70,31 @@ const maxIdLength = 512;
 /** Throws an Error naming the field and the fix when an event cannot be shipped as given. */
 export function assertShippable(event: EcsEvent, position: number): void {
   const where = `events[${position}]`;
-  if (event === null || typeof event !== 'object') throw new Error(`${where} is not an object; submit ECS event objects.`);
+  if (event === null || typeof event !== 'object')
+    throw new Error(`${where} is not an object; submit ECS event objects.`);
 
   const id = event.event?.id;
   if (typeof id !== 'string' || id === '' || id.length > maxIdLength) {
-    throw new Error(`${where}.event.id is missing or invalid; set a deterministic string id of 1 to ${maxIdLength} characters.`);
+    throw new Error(
+      `${where}.event.id is missing or invalid; set a deterministic string id of 1 to ${maxIdLength} characters.`,
+    );
   }
 
   const timestamp = event['@timestamp'];
   if (typeof timestamp !== 'string' || Number.isNaN(Date.parse(timestamp))) {
-    throw new Error(`${where}["@timestamp"] is missing or invalid; set an ISO 8601 date-time such as 2026-01-01T00:00:00.000Z.`);
+    throw new Error(
+      `${where}["@timestamp"] is missing or invalid; set an ISO 8601 date-time such as 2026-01-01T00:00:00.000Z.`,
+    );
   }
 }
 
 /** Delay before retry number `attempt` (0-based): exponential, capped, with jitter over its upper half. */
-export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  random = Math.random,
+): number {
   const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
@@ -94,7 +104,7 @@ class SpoolPipeline implements Pipeline {
   private running?: Promise<void>;
   private stopping = false;
   private templateReady = false;
-  /** Highest seq the loop has read; the spool holds unread records while its lastSeq is higher. */
+  /** Highest seq the loop has read. While the spool's lastSeq is higher, unread records are waiting. */
   private lastRead = 0;
   private wake?: () => void;
   private readonly waiters = new Set<() => void>();
@@ -137,6 +147,8 @@ class SpoolPipeline implements Pipeline {
     this.stopping = true;
     this.wake?.();
     await this.running;
+    // The spool reopens its segment on the next submit; closing here leaves no open file behind.
+    await this.spool.close();
   }
 
   drain(timeoutMs: number): Promise<void> {
@@ -152,7 +164,11 @@ class SpoolPipeline implements Pipeline {
       };
       const timer = setTimeout(() => {
         this.waiters.delete(check);
-        reject(new Error(`Drain timed out after ${timeoutMs} ms with ${this.spool.pending} events still in the spool.`));
+        reject(
+          new Error(
+            `Drain timed out after ${timeoutMs} ms with ${this.spool.pending} events still in the spool.`,
+          ),
+        );
       }, timeoutMs);
       this.waiters.add(check);
     });
@@ -162,7 +178,7 @@ class SpoolPipeline implements Pipeline {
     return { ...this.counters, pending: this.spool.pending };
   }
 
-  /** The shipping loop: reads a batch, delivers it, acknowledges it, repeats until stopped. */
+  /** Reads, delivers and acknowledges one batch after another until stopped. */
   private async ship(): Promise<void> {
     while (!this.stopping) {
       const entries = await this.spool.read(this.batchSize);
@@ -212,7 +228,8 @@ class SpoolPipeline implements Pipeline {
         const item = remaining[position]!;
         if (result.status === 'created') this.counters.indexed += 1;
         else if (result.status === 'duplicate') this.counters.duplicates += 1;
-        else if (result.status === 'rejected') rejected.push({ item, reason: result.reason, httpStatus: result.httpStatus });
+        else if (result.status === 'rejected')
+          rejected.push({ item, reason: result.reason, httpStatus: result.httpStatus });
         else {
           retry.push(item);
           lastReason = result.reason;
@@ -224,8 +241,16 @@ class SpoolPipeline implements Pipeline {
       if (remaining.length === 0) return true;
 
       const delay = backoffDelay(attempt, this.initialMs, this.maxMs);
-      logger.warn(
-        { retryable: remaining.length, batch: entries.length, reason: lastReason, delayMs: delay, attempt: attempt + 1 },
+      // One warning when an outage starts and one per ten retries after it, not one per retry.
+      const level = attempt % 10 === 0 ? 'warn' : 'debug';
+      logger[level](
+        {
+          retryable: remaining.length,
+          batch: entries.length,
+          reason: lastReason,
+          delayMs: delay,
+          attempt: attempt + 1,
+        },
         'search engine did not take every event; retrying',
       );
       attempt += 1;
@@ -236,7 +261,11 @@ class SpoolPipeline implements Pipeline {
   }
 
   private bulkItem(event: EcsEvent): BulkCreateItem {
-    return { index: eventIndexName(this.options.indexPrefix, event['@timestamp']), id: event.event.id!, document: event };
+    return {
+      index: eventIndexName(this.options.indexPrefix, event['@timestamp']),
+      id: event.event.id!,
+      document: event,
+    };
   }
 
   /** Puts the index template once per start, retrying like a bulk request while the engine is away. */
@@ -248,7 +277,10 @@ class SpoolPipeline implements Pipeline {
         this.templateReady = true;
       } catch (error) {
         const delay = backoffDelay(tries, this.initialMs, this.maxMs);
-        logger.warn({ err: error, delayMs: delay }, 'could not put the event index template; retrying');
+        logger.warn(
+          { err: error, delayMs: delay },
+          'could not put the event index template; retrying',
+        );
         tries += 1;
         if (!(await this.sleep(delay))) return false;
       }
@@ -276,10 +308,19 @@ class SpoolPipeline implements Pipeline {
   }
 
   /** Appends refused events with their reason and fsyncs before the batch is acknowledged. */
-  private async writeRejected(rejected: Array<{ item: BulkCreateItem; reason: string; httpStatus: number }>): Promise<void> {
+  private async writeRejected(
+    rejected: Array<{ item: BulkCreateItem; reason: string; httpStatus: number }>,
+  ): Promise<void> {
     const time = new Date().toISOString();
     const lines = rejected.map(({ item, reason, httpStatus }) =>
-      JSON.stringify({ time, id: item.id, index: item.index, status: httpStatus, reason, event: item.document }),
+      JSON.stringify({
+        time,
+        id: item.id,
+        index: item.index,
+        status: httpStatus,
+        reason,
+        event: item.document,
+      }),
     );
 
     const handle = await fs.open(this.rejectedFile, 'a', 0o600);
@@ -307,11 +348,14 @@ export async function createPipeline(options: PipelineOptions): Promise<Pipeline
   }
   const { initialMs = defaultInitialMs, maxMs = defaultMaxMs } = options.retry ?? {};
   if (!(initialMs > 0) || !(maxMs >= initialMs)) {
-    throw new Error(`Invalid retry {initialMs: ${initialMs}, maxMs: ${maxMs}}: use initialMs > 0 and maxMs >= initialMs.`);
+    throw new Error(
+      `Invalid retry {initialMs: ${initialMs}, maxMs: ${maxMs}}: use initialMs > 0 and maxMs >= initialMs.`,
+    );
   }
 
   const spool = await Spool.open<EcsEvent>(options.spoolDir, {
-    onCorruptLine: (line) => logger.warn({ spoolDir: options.spoolDir, ...line }, 'skipped a corrupt spool line'),
+    onCorruptLine: (line) =>
+      logger.warn({ spoolDir: options.spoolDir, ...line }, 'skipped a corrupt spool line'),
   });
   return new SpoolPipeline(options, spool);
 }

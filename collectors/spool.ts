@@ -13,13 +13,13 @@ import path from 'node:path';
  *   It is replaced atomically (write, fsync, rename, fsync of the directory).
  *
  * `append` resolves only after the lines are fsynced, so a resolved append
- * survives a crash. A line that does not parse (the torn tail of an append
- * that a crash interrupted, or a damaged disk block) is skipped and listed
- * in `corruptLines`; it never stops the spool.
+ * survives a crash. A line that does not parse is skipped and listed in
+ * `corruptLines`, so neither the torn tail of an append that a crash
+ * interrupted nor a damaged disk block stops the spool.
  */
 
 export interface SpoolEntry<T> {
-  /** Position in the spool: increasing, never reused while the spool holds it. */
+  /** Position in the spool. It increases with every append and is not reused while the record is pending. */
   seq: number;
   record: T;
 }
@@ -66,7 +66,9 @@ async function fsyncDirectory(dir: string): Promise<void> {
 }
 
 /** Returns the record of a spool line, or why the line is not one. */
-function parseLine<T>(text: string): { ok: true; entry: SpoolEntry<T> } | { ok: false; reason: string } {
+function parseLine<T>(
+  text: string,
+): { ok: true; entry: SpoolEntry<T> } | { ok: false; reason: string } {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -75,7 +77,12 @@ function parseLine<T>(text: string): { ok: true; entry: SpoolEntry<T> } | { ok: 
   }
 
   const entry = value as Partial<SpoolEntry<T>> | null;
-  if (entry === null || typeof entry !== 'object' || !Number.isSafeInteger(entry.seq) || !('record' in entry)) {
+  if (
+    entry === null ||
+    typeof entry !== 'object' ||
+    !Number.isSafeInteger(entry.seq) ||
+    !('record' in entry)
+  ) {
     return { ok: false, reason: 'JSON line without "seq" and "record"' };
   }
   return { ok: true, entry: entry as SpoolEntry<T> };
@@ -92,7 +99,7 @@ export class Spool<T> {
   /** Highest seq whose append has resolved. */
   private appendedSeq = 0;
   private pendingCount = 0;
-  /** Where `read` continues: a segment and a byte offset in it. */
+  /** Read position of `read`: a segment index and a byte offset in that segment. */
   private cursor = { segmentIndex: 0, offset: 0 };
   /** Serialises appends, acknowledgements and segment removal. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -170,7 +177,12 @@ export class Spool<T> {
     while (entries.length < max && this.cursor.segmentIndex < this.segments.length) {
       const segment = this.segments[this.cursor.segmentIndex]!;
       const isActive = this.active?.segment === segment;
-      const found = await this.readSegment(segment, this.cursor.offset, max - entries.length, !isActive);
+      const found = await this.readSegment(
+        segment,
+        this.cursor.offset,
+        max - entries.length,
+        !isActive,
+      );
 
       for (const entry of found.entries) {
         if (entry.seq > this.committedSeq) entries.push(entry);
@@ -248,9 +260,10 @@ export class Spool<T> {
   }
 
   /**
-   * Parses complete lines of `segment` from byte `offset`. A line without
-   * its newline at the end of a closed segment is a torn append and is
-   * reported; at the end of the active segment it may still be in progress.
+   * Parses complete lines of `segment` from byte `offset`. A last line
+   * without its newline is reported as a torn append in a closed segment.
+   * In the active segment it is left for the next read, because an append
+   * may still be writing it.
    */
   private async readSegment(
     segment: Segment,
@@ -271,7 +284,10 @@ export class Spool<T> {
         if (bytesRead === 0) break;
         position += bytesRead;
 
-        const data = carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
+        const data =
+          carry.length > 0
+            ? Buffer.concat([carry, chunk.subarray(0, bytesRead)])
+            : chunk.subarray(0, bytesRead);
         let lineStart = 0;
         let newline = data.indexOf(0x0a, lineStart);
         while (newline >= 0 && entries.length < max) {
@@ -310,16 +326,27 @@ export class Spool<T> {
   }
 
   /** Returns the segment to append to, starting a new one when there is none or it is full. */
-  private async activeSegment(incomingBytes: number): Promise<{ segment: Segment; handle: fs.FileHandle }> {
+  private async activeSegment(
+    incomingBytes: number,
+  ): Promise<{ segment: Segment; handle: fs.FileHandle }> {
     const limit = this.options.segmentBytes ?? 16 * 1024 * 1024;
-    if (this.active && this.active.segment.bytes > 0 && this.active.segment.bytes + incomingBytes > limit) {
+    if (
+      this.active &&
+      this.active.segment.bytes > 0 &&
+      this.active.segment.bytes + incomingBytes > limit
+    ) {
       await this.active.handle.close();
       this.active = undefined;
       await this.removeAcknowledgedSegments();
     }
     if (this.active) return this.active;
 
-    const segment: Segment = { file: path.join(this.dir, segmentName(this.nextSeq)), firstSeq: this.nextSeq, lastSeq: 0, bytes: 0 };
+    const segment: Segment = {
+      file: path.join(this.dir, segmentName(this.nextSeq)),
+      firstSeq: this.nextSeq,
+      lastSeq: 0,
+      bytes: 0,
+    };
     const handle = await fs.open(segment.file, 'a', 0o600);
     // The new file's directory entry must be durable before its records count as spooled.
     await fsyncDirectory(this.dir);
@@ -338,9 +365,16 @@ export class Spool<T> {
       throw error;
     }
 
-    const value = (JSON.parse(text) as { seq?: unknown }).seq;
+    let value: unknown;
+    try {
+      value = (JSON.parse(text) as { seq?: unknown } | null)?.seq;
+    } catch {
+      value = undefined;
+    }
     if (!Number.isSafeInteger(value) || (value as number) < 0) {
-      throw new Error(`Spool file ${path.join(this.dir, committedFile)} has no valid "seq"; expected {"seq": <integer>}.`);
+      throw new Error(
+        `Spool file ${path.join(this.dir, committedFile)} has no valid "seq"; expected {"seq": <integer>}.`,
+      );
     }
     return value as number;
   }

@@ -8,6 +8,7 @@ import {
   registerAttribute,
   type ITemplate,
   type Session,
+  type SessionObject,
 } from 'graphene-pk11';
 import pkcs11 from 'pkcs11js';
 
@@ -79,15 +80,19 @@ function auditKeyTemplate(id: Buffer): ITemplate {
 }
 
 /**
- * Returns the secret key labelled `label`, or null. Throws hsm_key_invalid
- * when the label is not unique, because the appliance could not tell which
- * key wraps its data. Each call scans every object on the token, so callers
- * look keys up once and keep the handle.
+ * Returns the only object of `objectClass` labelled `label`, or null. Throws
+ * hsm_key_invalid when the label is not unique, because the appliance could
+ * not tell which key protects its data. Each call scans every object on the
+ * token, so callers look keys up once and keep the handle.
  */
-export function findSecretKey(session: Session, label: string): SecretKey | null {
+export function findKeyObject(
+  session: Session,
+  objectClass: ObjectClass,
+  label: string,
+): SessionObject | null {
   let found;
   try {
-    found = session.find({ class: ObjectClass.SECRET_KEY, label });
+    found = session.find({ class: objectClass, label });
   } catch (error) {
     throw toHsmError(error, `Searching the token for the key "${label}"`, 'hsm_unavailable');
   }
@@ -95,10 +100,15 @@ export function findSecretKey(session: Session, label: string): SecretKey | null
   if (found.length > 1) {
     throw new HsmError(
       'hsm_key_invalid',
-      `${found.length} secret keys on the token are labelled "${label}". Delete or relabel all but one.`,
+      `${found.length} objects of class ${ObjectClass[objectClass]} on the token are labelled "${label}". Delete or relabel all but one.`,
     );
   }
-  return found.length === 1 ? found.items(0).toType<SecretKey>() : null;
+  return found.length === 1 ? found.items(0) : null;
+}
+
+/** Returns the secret key labelled `label`, or null; see findKeyObject(). */
+export function findSecretKey(session: Session, label: string): SecretKey | null {
+  return findKeyObject(session, ObjectClass.SECRET_KEY, label)?.toType<SecretKey>() ?? null;
 }
 
 /** Generates the master key on the token with a random 16-byte CKA_ID. */
@@ -113,7 +123,10 @@ export function generateMasterKey(session: Session): SecretKey {
 /** Generates the audit key on the token with a random 16-byte CKA_ID. */
 export function generateAuditKey(session: Session): SecretKey {
   try {
-    return session.generateKey(KeyGenMechanism.GENERIC_SECRET, auditKeyTemplate(crypto.randomBytes(16)));
+    return session.generateKey(
+      KeyGenMechanism.GENERIC_SECRET,
+      auditKeyTemplate(crypto.randomBytes(16)),
+    );
   } catch (error) {
     throw toHsmError(error, `Generating the audit key "${auditKeyLabel}"`);
   }
@@ -151,12 +164,18 @@ function checkKeyAttributes(key: SecretKey, requirements: KeyRequirements): void
       sign: null,
     });
   } catch (error) {
-    throw toHsmError(error, `Reading the attributes of the key "${requirements.label}"`, 'hsm_unavailable');
+    throw toHsmError(
+      error,
+      `Reading the attributes of the key "${requirements.label}"`,
+      'hsm_unavailable',
+    );
   }
 
   const problems: string[] = [];
-  if (attributes.keyType !== requirements.keyType) problems.push(`CKA_KEY_TYPE is ${attributes.keyType}`);
-  if (attributes.valueLen !== keyLength) problems.push(`CKA_VALUE_LEN is ${attributes.valueLen}, expected ${keyLength}`);
+  if (attributes.keyType !== requirements.keyType)
+    problems.push(`CKA_KEY_TYPE is ${attributes.keyType}`);
+  if (attributes.valueLen !== keyLength)
+    problems.push(`CKA_VALUE_LEN is ${attributes.valueLen}, expected ${keyLength}`);
   if (attributes.token !== true) problems.push('CKA_TOKEN is false');
   if (attributes.sensitive !== true) problems.push('CKA_SENSITIVE is false');
   if (attributes.extractable !== false) problems.push('CKA_EXTRACTABLE is true');
@@ -175,18 +194,32 @@ function checkKeyAttributes(key: SecretKey, requirements: KeyRequirements): void
 /** Finds the master key and checks its attributes; throws hsm_key_missing or hsm_key_invalid. */
 export function requireMasterKey(session: Session, tokenLabel: string): SecretKey {
   const key = findSecretKey(session, masterKeyLabel);
-  if (key === null) throw missingKey(masterKeyLabel, tokenLabel, 'cannot unwrap data keys wrapped under the old one');
+  if (key === null)
+    throw missingKey(
+      masterKeyLabel,
+      tokenLabel,
+      'cannot unwrap data keys wrapped under the old one',
+    );
 
-  checkKeyAttributes(key, { label: masterKeyLabel, keyType: KeyType.AES, required: ['wrap', 'unwrap'] });
+  checkKeyAttributes(key, {
+    label: masterKeyLabel,
+    keyType: KeyType.AES,
+    required: ['wrap', 'unwrap'],
+  });
   return key;
 }
 
 /** Finds the audit key and checks its attributes; throws hsm_key_missing or hsm_key_invalid. */
 export function requireAuditKey(session: Session, tokenLabel: string): SecretKey {
   const key = findSecretKey(session, auditKeyLabel);
-  if (key === null) throw missingKey(auditKeyLabel, tokenLabel, 'cannot verify audit HMACs made with the old one');
+  if (key === null)
+    throw missingKey(auditKeyLabel, tokenLabel, 'cannot verify audit HMACs made with the old one');
 
-  checkKeyAttributes(key, { label: auditKeyLabel, keyType: KeyType.GENERIC_SECRET, required: ['sign'] });
+  checkKeyAttributes(key, {
+    label: auditKeyLabel,
+    keyType: KeyType.GENERIC_SECRET,
+    required: ['sign'],
+  });
   return key;
 }
 

@@ -1,3 +1,5 @@
+import { clearOpenSslErrorQueue } from './openssl-error-queue';
+
 /**
  * Stable identifiers for HSM failures. Callers branch on these, so an
  * existing code must keep its meaning.
@@ -43,7 +45,11 @@ export class HsmError extends Error {
   /** Name of the PKCS#11 return value (CK_RV), e.g. `CKR_PIN_INCORRECT`, when a PKCS#11 call failed. */
   readonly ckr?: string;
 
-  constructor(code: HsmErrorCode, message: string, options: { ckr?: string; cause?: unknown } = {}) {
+  constructor(
+    code: HsmErrorCode,
+    message: string,
+    options: { ckr?: string; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.ckr = options.ckr;
@@ -90,6 +96,7 @@ export function toHsmError(
 ): HsmError {
   if (error instanceof HsmError) return error;
 
+  clearOpenSslErrorQueue();
   const ckr = ckrName(error);
   if (ckr !== undefined && unavailableReturnValues.has(ckr)) {
     return new HsmError(

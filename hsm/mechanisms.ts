@@ -35,31 +35,58 @@ export const tokenSetupMechanisms: RequiredMechanism[] = [
 /**
  * Throws hsm_mechanism_missing naming the first required mechanism that the
  * token does not list (C_GetMechanismList) or does not allow for a required
- * use (the flags of C_GetMechanismInfo).
+ * use (the CKF_ flags of C_GetMechanismInfo). Only the required mechanisms
+ * are queried, so the check costs one call per required mechanism.
  */
 export function checkMechanisms(slot: Slot, required: RequiredMechanism[]): void {
-  let supported: Set<number>;
+  let listed: Set<number>;
   try {
-    supported = new Set(slot.lib.C_GetMechanismList(slot.handle));
+    listed = new Set(slot.lib.C_GetMechanismList(slot.handle));
   } catch (error) {
-    throw toHsmError(error, 'Listing the mechanisms of the token (C_GetMechanismList)', 'hsm_unavailable');
+    throw toHsmError(
+      error,
+      'Listing the mechanisms of the token (C_GetMechanismList)',
+      'hsm_unavailable',
+    );
   }
 
+  const available = new Map<number, number>();
   for (const mechanism of required) {
     const type = MechanismEnum[mechanism.name];
-    if (!supported.has(type)) {
+    if (!listed.has(type) || available.has(type)) continue;
+
+    try {
+      available.set(type, slot.lib.C_GetMechanismInfo(slot.handle, type).flags);
+    } catch (error) {
+      throw toHsmError(
+        error,
+        `Reading the flags of CKM_${mechanism.name} (C_GetMechanismInfo)`,
+        'hsm_unavailable',
+      );
+    }
+  }
+
+  checkMechanismSupport(available, required);
+}
+
+/**
+ * Throws hsm_mechanism_missing naming the first required mechanism that is
+ * missing from `available` (mechanism type to its CKF_ flags) or lacks a
+ * flag for a required use.
+ */
+export function checkMechanismSupport(
+  available: ReadonlyMap<number, number>,
+  required: RequiredMechanism[],
+): void {
+  for (const mechanism of required) {
+    const flags = available.get(MechanismEnum[mechanism.name]);
+    if (flags === undefined) {
       throw new HsmError(
         'hsm_mechanism_missing',
         `The token does not support CKM_${mechanism.name}, which the appliance needs for ${mechanism.uses.join('/')}. Use an HSM or firmware that provides it.`,
       );
     }
 
-    let flags: number;
-    try {
-      flags = slot.lib.C_GetMechanismInfo(slot.handle, type).flags;
-    } catch (error) {
-      throw toHsmError(error, `Reading the flags of CKM_${mechanism.name} (C_GetMechanismInfo)`, 'hsm_unavailable');
-    }
     const missingUses = mechanism.uses.filter((use) => (flags & MechanismFlag[use]) === 0);
     if (missingUses.length > 0) {
       throw new HsmError(

@@ -10,7 +10,10 @@ import { HsmError } from './errors';
  * avoids characters that shells or config files treat specially.
  */
 export function generatePin(length: number): string {
-  return crypto.randomBytes(Math.ceil((length * 6) / 8)).toString('base64url').slice(0, length);
+  return crypto
+    .randomBytes(Math.ceil((length * 6) / 8))
+    .toString('base64url')
+    .slice(0, length);
 }
 
 /**
@@ -32,7 +35,10 @@ export function readPinFile(file: string, who: string): string {
 
   const pin = text.replace(/\r?\n$/, '');
   if (pin === '') {
-    throw new HsmError('hsm_pin_missing', `The ${who} file ${file} is empty. Restore the PIN of this token into it.`);
+    throw new HsmError(
+      'hsm_pin_missing',
+      `The ${who} file ${file} is empty. Restore the PIN of this token into it.`,
+    );
   }
   return pin;
 }

@@ -14,6 +14,7 @@ import type { ApplianceConfig } from '../appliance/platform/config';
 import { logger as applianceLogger } from '../appliance/platform/logger';
 import { auditKeyLabel, masterKeyLabel, requireAuditKey, requireMasterKey } from './appliance-keys';
 import { HsmError, ckrName, toHsmError } from './errors';
+import { clearOpenSslErrorQueue } from './openssl-error-queue';
 import type { KeyProvider } from './key-provider';
 import { checkMechanisms, keyProviderMechanisms } from './mechanisms';
 import { readPinFile } from './pin-files';
@@ -26,7 +27,12 @@ import {
   type HsmConfig,
 } from './pkcs11-module';
 import { formatPkcs11Uri } from './pkcs11-uri';
-import { ecdsaSignatureToDer, requireSigningKeyPair, signingKeyLabel, type SigningKeyPair } from './signing-key';
+import {
+  ecdsaSignatureToDer,
+  requireSigningKeyPair,
+  signingKeyLabel,
+  type SigningKeyPair,
+} from './signing-key';
 
 /** Length of a SHA-256 digest, the input of signDigest(). */
 const sha256Length = 32;
@@ -109,9 +115,21 @@ export class Pkcs11KeyProvider implements KeyProvider {
     private readonly tokenLabel: string,
     private readonly logger: Logger,
   ) {
-    this.masterKeyUri = formatPkcs11Uri({ token: tokenLabel, object: masterKeyLabel, type: 'secret-key' });
-    this.auditKeyUri = formatPkcs11Uri({ token: tokenLabel, object: auditKeyLabel, type: 'secret-key' });
-    this.signingKeyUri = formatPkcs11Uri({ token: tokenLabel, object: signingKeyLabel, type: 'private-key' });
+    this.masterKeyUri = formatPkcs11Uri({
+      token: tokenLabel,
+      object: masterKeyLabel,
+      type: 'secret-key',
+    });
+    this.auditKeyUri = formatPkcs11Uri({
+      token: tokenLabel,
+      object: auditKeyLabel,
+      type: 'secret-key',
+    });
+    this.signingKeyUri = formatPkcs11Uri({
+      token: tokenLabel,
+      object: signingKeyLabel,
+      type: 'private-key',
+    });
   }
 
   /**
@@ -120,7 +138,10 @@ export class Pkcs11KeyProvider implements KeyProvider {
    * everything opened so far is closed again before the HsmError is thrown.
    */
   static open(hsm: HsmConfig, options: KeyProviderOptions = {}): Pkcs11KeyProvider {
-    const logger = (options.logger ?? applianceLogger).child({ component: 'hsm', tokenLabel: hsm.tokenLabel });
+    const logger = (options.logger ?? applianceLogger).child({
+      component: 'hsm',
+      tokenLabel: hsm.tokenLabel,
+    });
     const pin = readPinFile(hsm.pinFile, 'user PIN');
 
     const module = acquireModule(hsm, moduleHolder);
@@ -136,7 +157,15 @@ export class Pkcs11KeyProvider implements KeyProvider {
       const auditKey = requireAuditKey(session, hsm.tokenLabel);
       const signingKeys = requireSigningKeyPair(session, hsm.tokenLabel);
 
-      const provider = new Pkcs11KeyProvider(module, session, masterKey, auditKey, signingKeys, hsm.tokenLabel, logger);
+      const provider = new Pkcs11KeyProvider(
+        module,
+        session,
+        masterKey,
+        auditKey,
+        signingKeys,
+        hsm.tokenLabel,
+        logger,
+      );
       logger.info(
         { modulePath: hsm.modulePath, tokenSerial: slot.getToken().serialNumber },
         'HSM key provider opened',
@@ -160,7 +189,9 @@ export class Pkcs11KeyProvider implements KeyProvider {
 
     let dataKeyObject: SecretKey;
     try {
-      dataKeyObject = this.session.create({ ...dataKeyTemplate, value: dataKey }).toType<SecretKey>();
+      dataKeyObject = this.session
+        .create({ ...dataKeyTemplate, value: dataKey })
+        .toType<SecretKey>();
     } catch (error) {
       throw toHsmError(error, 'Importing the data key as a session object');
     }
@@ -213,7 +244,10 @@ export class Pkcs11KeyProvider implements KeyProvider {
   auditHmac(data: Buffer): Buffer {
     this.assertOpen();
     if (!Buffer.isBuffer(data)) {
-      throw new HsmError('hsm_invalid_input', `Computing the audit HMAC failed: expected a Buffer, got ${typeof data}.`);
+      throw new HsmError(
+        'hsm_invalid_input',
+        `Computing the audit HMAC failed: expected a Buffer, got ${typeof data}.`,
+      );
     }
 
     let sign;
@@ -272,7 +306,8 @@ export class Pkcs11KeyProvider implements KeyProvider {
   }
 
   health(): { ok: boolean; tokenLabel: string; detail?: string } {
-    if (this.closed) return { ok: false, tokenLabel: this.tokenLabel, detail: 'The key provider is closed.' };
+    if (this.closed)
+      return { ok: false, tokenLabel: this.tokenLabel, detail: 'The key provider is closed.' };
 
     try {
       const info = this.session.lib.C_GetSessionInfo(this.session.handle);
@@ -285,7 +320,11 @@ export class Pkcs11KeyProvider implements KeyProvider {
       }
       return { ok: true, tokenLabel: this.tokenLabel };
     } catch (error) {
-      return { ok: false, tokenLabel: this.tokenLabel, detail: toHsmError(error, 'Reading the session state').message };
+      return {
+        ok: false,
+        tokenLabel: this.tokenLabel,
+        detail: toHsmError(error, 'Reading the session state').message,
+      };
     }
   }
 
@@ -303,7 +342,10 @@ export class Pkcs11KeyProvider implements KeyProvider {
 
   private assertOpen(): void {
     if (this.closed) {
-      throw new HsmError('hsm_closed', 'The HSM key provider is closed. Open a new one with openKeyProvider().');
+      throw new HsmError(
+        'hsm_closed',
+        'The HSM key provider is closed. Open a new one with openKeyProvider().',
+      );
     }
   }
 
@@ -325,7 +367,10 @@ export class Pkcs11KeyProvider implements KeyProvider {
 }
 
 /** Opens the PKCS#11 key provider with the HSM part of the appliance configuration; see Pkcs11KeyProvider.open(). */
-export function openKeyProvider(config: Pick<ApplianceConfig, 'hsm'>, options: KeyProviderOptions = {}): KeyProvider {
+export function openKeyProvider(
+  config: Pick<ApplianceConfig, 'hsm'>,
+  options: KeyProviderOptions = {},
+): KeyProvider {
   return Pkcs11KeyProvider.open(config.hsm, options);
 }
 
@@ -334,6 +379,7 @@ function describeLength(value: unknown): string {
 }
 
 function unwrapError(error: unknown): HsmError {
+  clearOpenSslErrorQueue();
   const ckr = ckrName(error);
   if (ckr !== undefined && unwrapIntegrityFailures.has(ckr)) {
     return new HsmError(

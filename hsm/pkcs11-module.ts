@@ -17,7 +17,8 @@ export type HsmConfig = ApplianceConfig['hsm'];
  * module, and a holder with another configuration must wait until the last
  * holder released it.
  */
-let current: { module: Module; modulePath: string; softhsmConf: string; holders: string[] } | null = null;
+let current: { module: Module; modulePath: string; softhsmConf: string; holders: string[] } | null =
+  null;
 
 /**
  * Loads and initialises the PKCS#11 module for one holder ("key provider",
@@ -181,8 +182,9 @@ export function requireTokenSlot(module: Module, label: string): Slot {
 /** Returns a slot whose token is not initialised yet, or null. */
 export function findFreeSlot(module: Module): Slot | null {
   return (
-    tokenSlots(module).find((slot) => (slot.getToken().flags & TokenFlag.TOKEN_INITIALIZED) === 0) ??
-    null
+    tokenSlots(module).find(
+      (slot) => (slot.getToken().flags & TokenFlag.TOKEN_INITIALIZED) === 0,
+    ) ?? null
   );
 }
 

@@ -14,7 +14,9 @@ function encodeValue(value: string): string {
   return Array.from(Buffer.from(value, 'utf8'))
     .map((byte) => {
       const char = String.fromCharCode(byte);
-      return /[A-Za-z0-9\-._~]/.test(char) ? char : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+      return /[A-Za-z0-9\-._~]/.test(char)
+        ? char
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
     })
     .join('');
 }

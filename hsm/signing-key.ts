@@ -10,6 +10,7 @@ import {
   type Session,
 } from 'graphene-pk11';
 
+import { findKeyObject } from './appliance-keys';
 import { HsmError, toHsmError } from './errors';
 
 /** CKA_LABEL of both halves of the ECDSA P-256 signing key pair. */
@@ -66,30 +67,9 @@ export function generateSigningKeyPair(session: Session): void {
   }
 }
 
-/**
- * Returns the only object of `objectClass` labelled `label`, or null.
- * Throws hsm_key_invalid when the label is not unique.
- */
-function findUnique(session: Session, objectClass: ObjectClass, label: string) {
-  let found;
-  try {
-    found = session.find({ class: objectClass, label });
-  } catch (error) {
-    throw toHsmError(error, `Searching the token for the key "${label}"`, 'hsm_unavailable');
-  }
-
-  if (found.length > 1) {
-    throw new HsmError(
-      'hsm_key_invalid',
-      `${found.length} objects of class ${ObjectClass[objectClass]} on the token are labelled "${label}". Delete or relabel all but one.`,
-    );
-  }
-  return found.length === 1 ? found.items(0) : null;
-}
-
-/** Returns whether the token holds a private key labelled like the signing key. */
+/** Returns whether the token contains a private key with the label of the signing key. */
 export function hasSigningKey(session: Session): boolean {
-  return findUnique(session, ObjectClass.PRIVATE_KEY, signingKeyLabel) !== null;
+  return findKeyObject(session, ObjectClass.PRIVATE_KEY, signingKeyLabel) !== null;
 }
 
 /** The two halves of the signing key pair, checked by requireSigningKeyPair(). */
@@ -108,8 +88,8 @@ export interface SigningKeyPair {
  * hsm_key_missing or hsm_key_invalid.
  */
 export function requireSigningKeyPair(session: Session, tokenLabel: string): SigningKeyPair {
-  const privateObject = findUnique(session, ObjectClass.PRIVATE_KEY, signingKeyLabel);
-  const publicObject = findUnique(session, ObjectClass.PUBLIC_KEY, signingKeyLabel);
+  const privateObject = findKeyObject(session, ObjectClass.PRIVATE_KEY, signingKeyLabel);
+  const publicObject = findKeyObject(session, ObjectClass.PUBLIC_KEY, signingKeyLabel);
   if (privateObject === null || publicObject === null) {
     throw new HsmError(
       'hsm_key_missing',
@@ -119,28 +99,44 @@ export function requireSigningKeyPair(session: Session, tokenLabel: string): Sig
   const privateKey = privateObject.toType<PrivateKey>();
   const publicKey = publicObject.toType<PublicKey>();
 
+  // graphene-pk11 2.3.6 names CKA_EC_PARAMS `paramsECDSA` in what it reads
+  // back, whichever of its two names the request used.
   let privateAttributes: ITemplate;
   let publicAttributes: ITemplate;
   try {
     privateAttributes = privateKey.getAttribute({
       keyType: null,
-      paramsEC: null,
+      paramsECDSA: null,
       id: null,
       sensitive: null,
       extractable: null,
       sign: null,
     });
-    publicAttributes = publicKey.getAttribute({ keyType: null, paramsEC: null, id: null, pointEC: null });
+    publicAttributes = publicKey.getAttribute({
+      keyType: null,
+      paramsECDSA: null,
+      id: null,
+      pointEC: null,
+    });
   } catch (error) {
-    throw toHsmError(error, `Reading the attributes of the key pair "${signingKeyLabel}"`, 'hsm_unavailable');
+    throw toHsmError(
+      error,
+      `Reading the attributes of the key pair "${signingKeyLabel}"`,
+      'hsm_unavailable',
+    );
   }
 
   const problems: string[] = [];
-  if (privateAttributes.keyType !== KeyType.EC) problems.push(`CKA_KEY_TYPE of the private key is ${privateAttributes.keyType}`);
-  if (publicAttributes.keyType !== KeyType.EC) problems.push(`CKA_KEY_TYPE of the public key is ${publicAttributes.keyType}`);
-  if (!p256Parameters.equals(privateAttributes.paramsEC ?? Buffer.alloc(0))) problems.push('the private key is not on P-256');
-  if (!p256Parameters.equals(publicAttributes.paramsEC ?? Buffer.alloc(0))) problems.push('the public key is not on P-256');
-  if (!Buffer.from(privateAttributes.id ?? []).equals(Buffer.from(publicAttributes.id ?? []))) problems.push('the halves have different CKA_IDs');
+  if (privateAttributes.keyType !== KeyType.EC)
+    problems.push(`CKA_KEY_TYPE of the private key is ${privateAttributes.keyType}`);
+  if (publicAttributes.keyType !== KeyType.EC)
+    problems.push(`CKA_KEY_TYPE of the public key is ${publicAttributes.keyType}`);
+  if (!p256Parameters.equals(privateAttributes.paramsECDSA ?? Buffer.alloc(0)))
+    problems.push('the private key is not on P-256');
+  if (!p256Parameters.equals(publicAttributes.paramsECDSA ?? Buffer.alloc(0)))
+    problems.push('the public key is not on P-256');
+  if (!Buffer.from(privateAttributes.id ?? []).equals(Buffer.from(publicAttributes.id ?? [])))
+    problems.push('the halves have different CKA_IDs');
   if (privateAttributes.sensitive !== true) problems.push('CKA_SENSITIVE is false');
   if (privateAttributes.extractable !== false) problems.push('CKA_EXTRACTABLE is true');
   if (privateAttributes.sign !== true) problems.push('CKA_SIGN is false');
@@ -168,7 +164,11 @@ export function requireSigningKeyPair(session: Session, tokenLabel: string): Sig
 function publicKeyPem(ecPoint: Buffer): string {
   const uncompressedLength = 1 + 2 * coordinateLength;
   let point = ecPoint;
-  if (point.length === uncompressedLength + 2 && point[0] === 0x04 && point[1] === uncompressedLength) {
+  if (
+    point.length === uncompressedLength + 2 &&
+    point[0] === 0x04 &&
+    point[1] === uncompressedLength
+  ) {
     point = point.subarray(2);
   }
   if (point.length !== uncompressedLength || point[0] !== 0x04) {
@@ -213,6 +213,9 @@ export function ecdsaSignatureToDer(raw: Buffer): Buffer {
     );
   }
 
-  const body = Buffer.concat([derInteger(raw.subarray(0, coordinateLength)), derInteger(raw.subarray(coordinateLength))]);
+  const body = Buffer.concat([
+    derInteger(raw.subarray(0, coordinateLength)),
+    derInteger(raw.subarray(coordinateLength)),
+  ]);
   return Buffer.concat([Buffer.from([0x30, body.length]), body]);
 }

@@ -31,7 +31,12 @@ import {
   requireTokenSlot,
 } from './pkcs11-module';
 import { formatPkcs11Uri } from './pkcs11-uri';
-import { generateSigningKeyPair, hasSigningKey, requireSigningKeyPair, signingKeyLabel } from './signing-key';
+import {
+  generateSigningKeyPair,
+  hasSigningKey,
+  requireSigningKeyPair,
+  signingKeyLabel,
+} from './signing-key';
 
 /** The configuration values token set-up reads. */
 export type TokenSetupConfig = Pick<ApplianceConfig, 'hsm'>;
@@ -90,13 +95,20 @@ const tokenLabelBytes = 32;
  * NOTE: two processes running this at the same time can both initialise a
  * token or generate a key. The key provider then rejects the duplicate label.
  */
-export function ensureToken(config: TokenSetupConfig, options: TokenSetupOptions = {}): TokenSetupResult {
+export function ensureToken(
+  config: TokenSetupConfig,
+  options: TokenSetupOptions = {},
+): TokenSetupResult {
   const hsm = config.hsm;
-  const logger = (options.logger ?? applianceLogger).child({ component: 'hsm', tokenLabel: hsm.tokenLabel });
+  const logger = (options.logger ?? applianceLogger).child({
+    component: 'hsm',
+    tokenLabel: hsm.tokenLabel,
+  });
   checkTokenLabel(hsm.tokenLabel);
 
   const softhsmConfigCreated = ensureSoftHsmConfig(hsm);
-  if (softhsmConfigCreated) logger.info({ softhsmConf: hsm.softhsmConf }, 'SoftHSM configuration created');
+  if (softhsmConfigCreated)
+    logger.info({ softhsmConf: hsm.softhsmConf }, 'SoftHSM configuration created');
   const pinFilesCreated: string[] = [];
 
   const module = acquireModule(hsm, 'token set-up');
@@ -111,11 +123,14 @@ export function ensureToken(config: TokenSetupConfig, options: TokenSetupOptions
       initializeUserPin(slot, hsm, pinFilesCreated);
       createdToken = true;
     }
-    if (pinFilesCreated.length > 0) logger.info({ pinFiles: pinFilesCreated }, 'HSM PIN files created');
-    if (createdToken) logger.info({ tokenSerial: slot.getToken().serialNumber }, 'HSM token initialised');
+    if (pinFilesCreated.length > 0)
+      logger.info({ pinFiles: pinFilesCreated }, 'HSM PIN files created');
+    if (createdToken)
+      logger.info({ tokenSerial: slot.getToken().serialNumber }, 'HSM token initialised');
 
     const pinFileModesFixed = securePinFiles(hsm);
-    if (pinFileModesFixed) logger.warn({ pinFiles: [hsm.pinFile, hsm.soPinFile] }, 'HSM PIN file modes tightened');
+    if (pinFileModesFixed)
+      logger.warn({ pinFiles: [hsm.pinFile, hsm.soPinFile] }, 'HSM PIN file modes tightened');
 
     const keys = ensureKeys(slot, hsm);
     if (keys.createdKeys.length > 0) logger.info({ keys: keys.createdKeys }, 'HSM keys generated');
@@ -128,9 +143,21 @@ export function ensureToken(config: TokenSetupConfig, options: TokenSetupOptions
       pinFileModesFixed,
       createdToken,
       ...keys,
-      masterKeyUri: formatPkcs11Uri({ token: hsm.tokenLabel, object: masterKeyLabel, type: 'secret-key' }),
-      auditKeyUri: formatPkcs11Uri({ token: hsm.tokenLabel, object: auditKeyLabel, type: 'secret-key' }),
-      signingKeyUri: formatPkcs11Uri({ token: hsm.tokenLabel, object: signingKeyLabel, type: 'private-key' }),
+      masterKeyUri: formatPkcs11Uri({
+        token: hsm.tokenLabel,
+        object: masterKeyLabel,
+        type: 'secret-key',
+      }),
+      auditKeyUri: formatPkcs11Uri({
+        token: hsm.tokenLabel,
+        object: auditKeyLabel,
+        type: 'secret-key',
+      }),
+      signingKeyUri: formatPkcs11Uri({
+        token: hsm.tokenLabel,
+        object: signingKeyLabel,
+        type: 'private-key',
+      }),
     };
   } finally {
     releaseModule(module, 'token set-up');
@@ -217,7 +244,8 @@ function initializeToken(module: Module, hsm: TokenSetupConfig['hsm'], created: 
   // C_InitToken reads exactly 32 bytes of label, so it is padded here.
   // graphene-pk11 2.3.6 Slot.initToken() is not used: it passes the label
   // unpadded and then fails on the undefined that pkcs11js 2.1 returns.
-  const paddedLabel = hsm.tokenLabel + ' '.repeat(tokenLabelBytes - Buffer.byteLength(hsm.tokenLabel, 'utf8'));
+  const paddedLabel =
+    hsm.tokenLabel + ' '.repeat(tokenLabelBytes - Buffer.byteLength(hsm.tokenLabel, 'utf8'));
   try {
     freeSlot.lib.C_InitToken(freeSlot.handle, soPin, paddedLabel);
   } catch (error) {

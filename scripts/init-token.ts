@@ -1,7 +1,7 @@
 /**
  * Sets up the appliance HSM token: SoftHSM configuration, PIN files, token,
- * master key, audit key and signing key pair, skipping whatever exists. Prints what it did
- * and never prints a PIN.
+ * master key, audit key and signing key pair, skipping whatever exists.
+ * Prints what it did and never prints a PIN.
  *
  *   node --import tsx scripts/init-token.ts
  *
@@ -14,15 +14,22 @@ import { auditKeyLabel, masterKeyLabel } from '../hsm/appliance-keys';
 import { signingKeyLabel } from '../hsm/signing-key';
 
 function describe(result: TokenSetupResult, softhsmConf: string): string[] {
-  const done = (changed: boolean, what: string): string => `${changed ? 'created' : 'exists '}  ${what}`;
+  const done = (changed: boolean, what: string): string =>
+    `${changed ? 'created' : 'exists '}  ${what}`;
 
   return [
     done(result.softhsmConfigCreated, `SoftHSM configuration ${softhsmConf}`),
     ...result.pinFilesCreated.map((file) => `created  PIN file ${file}`),
     ...(result.pinFileModesFixed ? ['fixed    PIN file modes to 0600 (directory 0700)'] : []),
     done(result.createdToken, `token "${result.tokenLabel}" (serial ${result.tokenSerial})`),
-    done(result.createdKeys.includes(masterKeyLabel), `master key ${result.masterKeyUri} (CKA_ID ${result.masterKeyId})`),
-    done(result.createdKeys.includes(auditKeyLabel), `audit key ${result.auditKeyUri} (CKA_ID ${result.auditKeyId})`),
+    done(
+      result.createdKeys.includes(masterKeyLabel),
+      `master key ${result.masterKeyUri} (CKA_ID ${result.masterKeyId})`,
+    ),
+    done(
+      result.createdKeys.includes(auditKeyLabel),
+      `audit key ${result.auditKeyUri} (CKA_ID ${result.auditKeyId})`,
+    ),
     done(
       result.createdKeys.includes(signingKeyLabel),
       `signing key pair ${result.signingKeyUri} (CKA_ID ${result.signingKeyId})`,
@@ -40,7 +47,9 @@ function main(): number {
   } catch (error) {
     if (!(error instanceof HsmError)) throw error;
 
-    console.error(`init-token: ${error.message} [${error.code}${error.ckr ? `, ${error.ckr}` : ''}]`);
+    console.error(
+      `init-token: ${error.message} [${error.code}${error.ckr ? `, ${error.ckr}` : ''}]`,
+    );
     return 1;
   }
 }

@@ -64,7 +64,12 @@ check "format" npx prettier --check --log-level warn .
 # Info logs of the many appliances the tests start would bury the test output.
 export LOG_LEVEL="${LOG_LEVEL:-warn}"
 export TEST_SUMMARY_FILE="$work_dir/mocha-summary.json"
-npx mocha --reporter scripts/test/summary-reporter.cjs "$@"
+# Arguments name test files or mocha options; with none, every suite runs.
+specs=("$@")
+if ((${#specs[@]} == 0)); then
+  specs=('scripts/**/*.test.ts' 'hsm/**/*.test.ts' 'collectors/**/*.test.ts' 'appliance/**/*.test.ts' 'console/**/*.test.ts')
+fi
+npx mocha --reporter scripts/test/summary-reporter.cjs "${specs[@]}"
 mocha_status=$?
 if [[ -f "$TEST_SUMMARY_FILE" ]]; then
   passed=$((passed + $(jq .passes "$TEST_SUMMARY_FILE")))

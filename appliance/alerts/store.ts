@@ -40,7 +40,7 @@ export interface AlertFilter {
   limit: number;
 }
 
-/** What a detection supplies for a new alert. */
+/** Fields a detection supplies for a new alert. */
 export interface NewAlert {
   ruleId: RuleId;
   severity: Severity;
@@ -88,11 +88,14 @@ export class AlertStore {
   }
 
   async get(id: string, transaction?: Transaction): Promise<StoredAlert | undefined> {
-    const rows = await this.database.sequelize.query<AlertRow>('SELECT * FROM alerts WHERE id = :id', {
-      type: QueryTypes.SELECT,
-      transaction,
-      replacements: { id },
-    });
+    const rows = await this.database.sequelize.query<AlertRow>(
+      'SELECT * FROM alerts WHERE id = :id',
+      {
+        type: QueryTypes.SELECT,
+        transaction,
+        replacements: { id },
+      },
+    );
     return rows.length ? toStoredAlert(rows[0]) : undefined;
   }
 
@@ -156,7 +159,11 @@ export class AlertStore {
   }
 
   /** Applies a grouped burst to an alert and returns it, or undefined when the id is unknown. */
-  async extend(id: string, extension: AlertExtension, transaction: Transaction): Promise<StoredAlert | undefined> {
+  async extend(
+    id: string,
+    extension: AlertExtension,
+    transaction: Transaction,
+  ): Promise<StoredAlert | undefined> {
     await this.database.sequelize.query(
       `UPDATE alerts SET severity = :severity, summary = :summary, event_count = :eventCount,
          first_seen = :firstSeen, last_seen = :lastSeen, query_index = :queryIndex, query_dsl = :queryDsl,
@@ -181,21 +188,28 @@ export class AlertStore {
   }
 
   /** Sets the triage status and returns the alert, or undefined when the id is unknown. */
-  async setStatus(id: string, status: AlertStatus, transaction: Transaction): Promise<Alert | undefined> {
+  async setStatus(
+    id: string,
+    status: AlertStatus,
+    transaction: Transaction,
+  ): Promise<Alert | undefined> {
     const current = await this.get(id, transaction);
     if (!current) return undefined;
     if (current.status === status) return toAlert(current);
 
-    await this.database.sequelize.query('UPDATE alerts SET status = :status, updated_at = :updatedAt WHERE id = :id', {
-      transaction,
-      replacements: { id, status, updatedAt: new Date().toISOString() },
-    });
+    await this.database.sequelize.query(
+      'UPDATE alerts SET status = :status, updated_at = :updatedAt WHERE id = :id',
+      {
+        transaction,
+        replacements: { id, status, updatedAt: new Date().toISOString() },
+      },
+    );
     const updated = await this.get(id, transaction);
     return updated && toAlert(updated);
   }
 }
 
-/** The API form of an alert, without its stored query. */
+/** Converts a stored alert to its API form, without the stored query. */
 export function toAlert(stored: StoredAlert): Alert {
   const { eventQuery: _eventQuery, ...alert } = stored;
   return alert;
@@ -215,6 +229,9 @@ function toStoredAlert(row: AlertRow): StoredAlert {
     lastSeen: row.last_seen,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
-    eventQuery: { index: row.query_index, query: JSON.parse(row.query_dsl) as Record<string, unknown> },
+    eventQuery: {
+      index: row.query_index,
+      query: JSON.parse(row.query_dsl) as Record<string, unknown>,
+    },
   };
 }

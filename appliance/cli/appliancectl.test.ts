@@ -133,14 +133,15 @@ describe('appliancectl @integration', function () {
   });
 
   it('verifies the audit chain and names the first edited row', async function () {
+    await (await test.admin()).get('/users');
     const intact = await appliancectl(['verify-audit'], env);
     assert.equal(intact.code, exitCodes.ok, intact.stderr);
     assert.match(intact.stdout, /audit chain intact/);
 
-    await test.appliance.database.sequelize.query("UPDATE audit_records SET outcome = 'failure' WHERE seq = 2");
+    await test.appliance.database.sequelize.query("UPDATE audit_records SET source_ip = '203.0.113.66' WHERE seq = 2");
 
     const broken = await appliancectl(['verify-audit', '--json'], env);
-    assert.equal(broken.code, exitCodes.checkFailed);
+    assert.equal(broken.code, exitCodes.checkFailed, `${broken.stdout}\n${broken.stderr}`);
     assert.equal(JSON.parse(broken.stdout).firstBroken.seq, 2);
   });
 });

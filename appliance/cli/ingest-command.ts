@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { ingestStream, type IngestReport } from '../../collectors/file-collector';
 import { createPipeline } from '../../collectors/pipeline';
 import { connectSearchEngine } from '../../collectors/search/connect';
+import { withIngestTimestamp } from '../detection/ingest-time';
 import { loadConfig } from '../platform/config';
 import { CliError, exitCodes } from './exit-codes';
 
@@ -56,7 +57,7 @@ async function ingest(file: string, options: IngestOptions): Promise<CommandRepo
   // A spool of its own: the running appliance ships from a different one,
   // and a later `ingest` ships what this run could not.
   const pipeline = await createPipeline({
-    engine,
+    engine: withIngestTimestamp(engine),
     spoolDir: path.join(config.spoolDir, 'ingest'),
     indexPrefix: config.search.indexPrefix,
   });

@@ -1,8 +1,8 @@
 /**
  * Sliding-window burst search over event times. A window of length W ending
- * at event j holds the events with time in (t_j - W, t_j]. Every window that
- * holds at least `minimumCount` events marks its events as triggering, and
- * overlapping or adjacent marked runs merge into one burst.
+ * at event j contains the events with time in (t_j - W, t_j]. Every window that
+ * contains at least `minimumCount` events marks its events as triggering, and
+ * marked runs that share an event merge into one burst.
  */
 export interface Burst {
   /** Index of the first triggering event in the sorted input. */
@@ -20,7 +20,11 @@ export interface Burst {
 }
 
 /** Finds the bursts in `times` (epoch milliseconds, sorted ascending). */
-export function findBursts(times: readonly number[], windowMs: number, minimumCount: number): Burst[] {
+export function findBursts(
+  times: readonly number[],
+  windowMs: number,
+  minimumCount: number,
+): Burst[] {
   const bursts: Burst[] = [];
   let current: Burst | undefined;
   let windowStart = 0;
@@ -31,7 +35,7 @@ export function findBursts(times: readonly number[], windowMs: number, minimumCo
     const inWindow = end - windowStart + 1;
     if (inWindow < minimumCount) continue;
 
-    if (current && windowStart <= current.end + 1) {
+    if (current && windowStart <= current.end) {
       current.end = end;
       current.peak = Math.max(current.peak, inWindow);
     } else {

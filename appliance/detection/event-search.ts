@@ -42,7 +42,8 @@ export async function findTouchedEntities(
   since: number | undefined,
 ): Promise<TouchedEntity[]> {
   const filter = [...criteria, { exists: { field: entityField } }];
-  if (since !== undefined) filter.push({ range: { 'event.ingested': { gte: since, format: 'epoch_millis' } } });
+  if (since !== undefined)
+    filter.push({ range: { 'event.ingested': { gte: since, format: 'epoch_millis' } } });
 
   const entities: TouchedEntity[] = [];
   let after: Record<string, unknown> | undefined;
@@ -65,7 +66,11 @@ export async function findTouchedEntities(
 
     const aggregation = result.aggregations?.entities as CompositeAggregation | undefined;
     for (const bucket of aggregation?.buckets ?? []) {
-      entities.push({ value: String(bucket.key.entity), firstTime: bucket.first.value, lastTime: bucket.last.value });
+      entities.push({
+        value: String(bucket.key.entity),
+        firstTime: bucket.first.value,
+        lastTime: bucket.last.value,
+      });
     }
     after = aggregation?.buckets.length ? aggregation.after_key : undefined;
   } while (after);
@@ -91,7 +96,11 @@ export async function fetchEntityEvents(
   from: number,
   to: number,
 ): Promise<EntityEvent[]> {
-  const query = { bool: { filter: [...criteria, termClause(entityField, entityValue), timeRangeClause(from, to)] } };
+  const query = {
+    bool: {
+      filter: [...criteria, termClause(entityField, entityValue), timeRangeClause(from, to)],
+    },
+  };
   const events: EntityEvent[] = [];
   let searchAfter: unknown[] | undefined;
 
@@ -110,7 +119,10 @@ export async function fetchEntityEvents(
     for (const hit of result.hits) {
       const ingested = (hit.source.event as { ingested?: string } | undefined)?.ingested;
       const parsed = ingested === undefined ? Number.NaN : Date.parse(ingested);
-      events.push({ time: Number(hit.sort?.[0]), ...(Number.isNaN(parsed) ? {} : { ingested: parsed }) });
+      events.push({
+        time: Number(hit.sort?.[0]),
+        ...(Number.isNaN(parsed) ? {} : { ingested: parsed }),
+      });
     }
 
     if (result.hits.length < eventPageSize) return events;

@@ -17,8 +17,9 @@ const baselineMs = baselineDays * 24 * 60 * 60 * 1000;
 /**
  * `vault.mass_read`: one `user.name` reading more prompts within a window
  * than max(threshold, baselineFactor × usual), where "usual" is that user's
- * mean reads per window over the 7 days of event time before the burst.
- * Severity is medium, and high once a window holds twice that limit.
+ * mean reads per window over the 7 days of event time before the burst. A
+ * user with less history than that still has the reads divided over 7 days.
+ * Severity is medium, and high once a window contains twice that limit.
  *
  * NOTE: it counts successful `vault.prompt.read` events, not distinct
  * prompts, so reading one prompt many times counts each time.
@@ -29,7 +30,10 @@ export function massReadRule(settings: MassReadSettings): DetectionRule {
     id: 'vault.mass_read',
     entityField: 'user.name',
     windowMs,
-    criteria: [{ term: { 'event.action': 'vault.prompt.read' } }, { term: { 'event.outcome': 'success' } }],
+    criteria: [
+      { term: { 'event.action': 'vault.prompt.read' } },
+      { term: { 'event.outcome': 'success' } },
+    ],
 
     async evaluate(userName, times, context) {
       const found: RuleBurst[] = [];

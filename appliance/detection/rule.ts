@@ -10,7 +10,7 @@ export interface RuleBurst extends Burst {
   summarize(eventCount: number, firstSeen: string, lastSeen: string): string;
 }
 
-/** What a rule may query while it judges one entity. */
+/** Search access a rule gets while it judges one entity. */
 export interface RuleContext {
   engine: SearchEngine;
   /** Index pattern of the event indices. */

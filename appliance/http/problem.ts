@@ -16,7 +16,7 @@ export interface ProblemBody {
   errors?: FieldError[];
 }
 
-const typeBase = 'https://prompt-bank-appliance.dev/problems/';
+const typeBase = 'urn:prompt-bank-appliance:problem:';
 
 /** An error that maps to an HTTP problem response; anything else becomes a generic 500. */
 export class ProblemError extends Error {

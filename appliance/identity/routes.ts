@@ -117,10 +117,12 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
         role: z.enum(roles),
       }),
       async handler(context) {
-        const user = await context.commit((transaction) =>
-          identity.users.create({ ...context.body, mustChangePassword: true }, transaction),
-        );
-        context.resourceId = user.id;
+        // The id is set inside the commit, so the audit record written with it names the new user.
+        const user = await context.commit(async (transaction) => {
+          const created = await identity.users.create({ ...context.body, mustChangePassword: true }, transaction);
+          context.resourceId = created.id;
+          return created;
+        });
         return { status: 201, body: presentUser(user) };
       },
     }),

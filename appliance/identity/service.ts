@@ -62,13 +62,13 @@ export class IdentityService {
   ): Promise<void> {
     const hash = await this.users.passwordHashOf(principal.userId);
     if (!(await verifyPassword(hash, currentPassword))) {
-      throw problems.invalidRequest('body.currentPassword: does not match the current password', [
-        { field: 'body.currentPassword', message: 'does not match the current password' },
+      throw problems.invalidRequest('currentPassword: does not match the current password', [
+        { field: 'currentPassword', message: 'does not match the current password' },
       ]);
     }
     if (currentPassword === newPassword) {
-      throw problems.invalidRequest('body.newPassword: must differ from the current password', [
-        { field: 'body.newPassword', message: 'must differ from the current password' },
+      throw problems.invalidRequest('newPassword: must differ from the current password', [
+        { field: 'newPassword', message: 'must differ from the current password' },
       ]);
     }
 

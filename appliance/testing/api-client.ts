@@ -55,7 +55,7 @@ export class ApiClient {
           response.on('end', () => {
             this.keepSessionCookie(response.headers['set-cookie']);
             const text = Buffer.concat(chunks).toString('utf8');
-            resolve({ status: response.statusCode ?? 0, headers: response.headers, body: text ? safeJson(text) : undefined });
+            resolve({ status: response.statusCode ?? 0, headers: response.headers, body: (text ? safeJson(text) : undefined) as T });
           });
           response.on('error', reject);
         },

@@ -9,6 +9,9 @@ import { loadConfig } from '../platform/config';
 import { startAppliance, type RunningAppliance } from '../runtime';
 import { ApiClient } from './api-client';
 
+/** The first admin's password once the harness has replaced the one-time password. */
+export const adminTestPassword = 'admin-test-password-1';
+
 /** The search node the test run started (scripts/test.sh sets TEST_SEARCH_URL). */
 export const testSearchUrl = process.env.TEST_SEARCH_URL ?? 'http://127.0.0.1:9250';
 
@@ -47,10 +50,16 @@ export async function startTestAppliance(options: { search?: boolean; env?: Reco
   const admin = async () => {
     if (adminClient) return adminClient;
 
-    const oneTimePassword = fs.readFileSync(path.join(config.secretsDir, initialAdminPasswordFile), 'utf8').trim();
     const client = newClient();
-    await expectStatus(client.post('/auth/login', { username: 'admin', password: oneTimePassword }), 200);
-    await expectStatus(client.post('/auth/password', { currentPassword: oneTimePassword, newPassword: 'admin-test-password-1' }), 204);
+    const passwordFile = path.join(config.secretsDir, initialAdminPasswordFile);
+    if (fs.existsSync(passwordFile)) {
+      const oneTimePassword = fs.readFileSync(passwordFile, 'utf8').trim();
+      await expectStatus(client.post('/auth/login', { username: 'admin', password: oneTimePassword }), 200);
+      await expectStatus(client.post('/auth/password', { currentPassword: oneTimePassword, newPassword: adminTestPassword }), 204);
+    } else {
+      // A test already replaced the one-time password with this one.
+      await expectStatus(client.post('/auth/login', { username: 'admin', password: adminTestPassword }), 200);
+    }
     adminClient = client;
     return client;
   };

@@ -16,8 +16,8 @@ interface Entry {
 /**
  * Unwrapped prompt data keys, so that reads do not call the HSM each time.
  * Bounded by count and by age. An evicted key is dropped but not zeroed,
- * because a request that fetched it before the eviction may still be using
- * it; `clear` zeroes every key and runs only when the vault closes.
+ * because a request that fetched it before the eviction may still use it.
+ * Only `clear`, which runs when the vault closes, zeroes the keys.
  */
 export class DataKeyCache {
   readonly maxEntries: number;
@@ -32,7 +32,9 @@ export class DataKeyCache {
     this.now = options.now ?? Date.now;
 
     if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1) {
-      throw new RangeError(`maxEntries must be a whole number of at least 1, got ${this.maxEntries}.`);
+      throw new RangeError(
+        `maxEntries must be a whole number of at least 1, got ${this.maxEntries}.`,
+      );
     }
     if (!Number.isFinite(this.ttlMs) || this.ttlMs <= 0) {
       throw new RangeError(`ttlMs must be a positive number of milliseconds, got ${this.ttlMs}.`);

@@ -7,7 +7,13 @@ import type { KeyProvider } from '../../hsm/key-provider';
 import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
 import { DataKeyCache, type DataKeyCacheOptions } from './data-key-cache';
-import { dataKeyLength, IntegrityError, openField, sealField, type FieldLocation } from './field-cipher';
+import {
+  dataKeyLength,
+  IntegrityError,
+  openField,
+  sealField,
+  type FieldLocation,
+} from './field-cipher';
 
 /** Seals and opens the content fields of one prompt. */
 export interface PromptSealer {
@@ -26,7 +32,7 @@ export interface NewPromptKey {
 }
 
 /**
- * How the vault protects prompt content. The runtime always uses
+ * Protection of prompt content in the vault. The runtime always uses
  * EnvelopeEncryption; the benchmark passes a plaintext one to measure the
  * cost of encryption.
  */
@@ -86,12 +92,18 @@ export class EnvelopeEncryption implements PromptEncryption {
             },
           },
         );
-        transaction.afterCommit(() => this.cache.set(cacheId(promptId, currentKeyVersion), dataKey));
+        transaction.afterCommit(() =>
+          this.cache.set(cacheId(promptId, currentKeyVersion), dataKey),
+        );
       },
     };
   }
 
-  async sealerFor(promptId: string, keyVersion: number, transaction?: Transaction): Promise<PromptSealer> {
+  async sealerFor(
+    promptId: string,
+    keyVersion: number,
+    transaction?: Transaction,
+  ): Promise<PromptSealer> {
     const id = cacheId(promptId, keyVersion);
     const cached = this.cache.get(id);
     if (cached) return new DataKeySealer(cached, keyVersion);
@@ -120,7 +132,12 @@ export class EnvelopeEncryption implements PromptEncryption {
 
       // A key wrapped under another master key fails the same RFC 3394 check as an altered one.
       logger.error(
-        { promptId, storedMasterKeyUri: row.master_key_uri, masterKeyUri: this.keys.masterKeyUri, hsmCode: error.code },
+        {
+          promptId,
+          storedMasterKeyUri: row.master_key_uri,
+          masterKeyUri: this.keys.masterKeyUri,
+          hsmCode: error.code,
+        },
         'prompt data key failed to unwrap',
       );
       throw new IntegrityError(promptId, part, { cause: error });

@@ -43,9 +43,13 @@ const headerLength = 1 + nonceLength;
  */
 export function associatedData(location: FieldLocation): Buffer {
   return Buffer.from(
-    ['prompt-bank-vault', String(layoutVersion), location.promptId, String(location.version), location.field].join(
-      '\0',
-    ),
+    [
+      'prompt-bank-vault',
+      String(layoutVersion),
+      location.promptId,
+      String(location.version),
+      location.field,
+    ].join('\0'),
     'utf8',
   );
 }
@@ -71,7 +75,11 @@ export function openField(key: Buffer, location: FieldLocation, sealed: Buffer):
   assertKey(key);
   const part = `${location.field} of version ${location.version}`;
 
-  if (!Buffer.isBuffer(sealed) || sealed.length < headerLength + tagLength || sealed[0] !== layoutVersion) {
+  if (
+    !Buffer.isBuffer(sealed) ||
+    sealed.length < headerLength + tagLength ||
+    sealed[0] !== layoutVersion
+  ) {
     throw new IntegrityError(location.promptId, part);
   }
 
@@ -80,7 +88,9 @@ export function openField(key: Buffer, location: FieldLocation, sealed: Buffer):
   const tag = sealed.subarray(sealed.length - tagLength);
 
   try {
-    const decipher = crypto.createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: tagLength });
+    const decipher = crypto.createDecipheriv('aes-256-gcm', key, nonce, {
+      authTagLength: tagLength,
+    });
     decipher.setAAD(associatedData(location));
     decipher.setAuthTag(tag);
     return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8');

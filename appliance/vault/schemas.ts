@@ -14,59 +14,66 @@ export const limits = {
 };
 
 /** C0 and C1 control characters, rejected in one-line fields such as titles and tags. */
-const controlCharacters = /[\u0000-\u001f\u007f-\u009f]/u;
+const controlCharacters = /\p{Cc}/u;
 
-function oneLine(label: string, maxChars: number) {
-  return z
-    .string(`must be a string`)
-    .trim()
-    .min(1, `must not be empty`)
-    .max(maxChars, `must be at most ${maxChars} characters`)
-    .refine((value) => !controlCharacters.test(value), `must be one line without control characters`)
-    .describe(label);
+/** A string field whose message tells a missing value from a value of the wrong type. */
+function text() {
+  return z.string({
+    error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string'),
+  });
 }
 
-const promptBody = z.string('must be a string').min(1, 'must not be empty');
+function oneLine(maxChars: number) {
+  return text()
+    .trim()
+    .min(1, 'must not be empty')
+    .max(maxChars, `must be at most ${maxChars} characters`)
+    .refine(
+      (value) => !controlCharacters.test(value),
+      'must be one line without control characters',
+    );
+}
+
+function optionalText(maxChars: number) {
+  return text().trim().max(maxChars, `must be at most ${maxChars} characters`).optional();
+}
+
+const promptBody = text().refine((value) => value.trim() !== '', 'must not be empty');
 
 const tags = z
-  .array(oneLine('tag', limits.tagChars), 'must be an array of strings')
+  .array(oneLine(limits.tagChars), 'must be an array of strings')
   .max(limits.tags, `must hold at most ${limits.tags} tags`)
   .refine((values) => new Set(values).size === values.length, 'must not repeat a tag');
 
 const uuid = z.uuid('must be a UUID as returned by the API');
 
 export const folderInput = z.object({
-  name: oneLine('name', limits.folderNameChars),
+  name: oneLine(limits.folderNameChars),
   parentId: uuid.optional(),
 });
 
 export const newPromptInput = z.object({
-  title: oneLine('title', limits.titleChars),
+  title: oneLine(limits.titleChars),
   body: promptBody,
   folderId: uuid.optional(),
-  description: z
-    .string('must be a string')
-    .trim()
-    .max(limits.descriptionChars, `must be at most ${limits.descriptionChars} characters`)
-    .optional(),
+  description: optionalText(limits.descriptionChars),
   tags: tags.optional(),
 });
 
 export const newVersionInput = z.object({
   body: promptBody,
-  note: z
-    .string('must be a string')
-    .trim()
-    .max(limits.noteChars, `must be at most ${limits.noteChars} characters`)
-    .optional(),
-  title: oneLine('title', limits.titleChars).optional(),
+  note: optionalText(limits.noteChars),
+  title: oneLine(limits.titleChars).optional(),
 });
 
 export const promptParams = z.object({ id: uuid });
 
 export const versionParams = z.object({
   id: uuid,
-  number: z.coerce.number('must be a version number').int('must be a whole number').positive('must be 1 or more'),
+  number: z.coerce
+    .number('must be a version number')
+    .int('must be a whole number')
+    .positive('must be 1 or more'),
 });
 
 export const promptListQuery = z.object({
@@ -89,7 +96,10 @@ export function parseBody<T extends z.ZodType>(schema: T, input: unknown): z.inf
       field: issue.path.length ? issue.path.map(String).join('.') : 'request body',
       message: issue.message,
     }));
-    throw problems.invalidRequest(errors.map((error) => `${error.field}: ${error.message}`).join('; '), errors);
+    throw problems.invalidRequest(
+      errors.map((error) => `${error.field}: ${error.message}`).join('; '),
+      errors,
+    );
   }
 
   const body = (result.data as { body?: string }).body;

@@ -52,12 +52,20 @@ export class PromptStore {
   }
 
   async findFolder(id: string, transaction?: Transaction): Promise<FolderRow | undefined> {
-    const rows = await this.select<FolderRow>('SELECT * FROM folders WHERE id = :id', { id }, transaction);
+    const rows = await this.select<FolderRow>(
+      'SELECT * FROM folders WHERE id = :id',
+      { id },
+      transaction,
+    );
     return rows[0];
   }
 
   /** Returns whether `parentId` (null: the top level) already has a folder called `name`. */
-  async hasSibling(parentId: string | null, name: string, transaction: Transaction): Promise<boolean> {
+  async hasSibling(
+    parentId: string | null,
+    name: string,
+    transaction: Transaction,
+  ): Promise<boolean> {
     const rows = await this.select<{ id: string }>(
       'SELECT id FROM folders WHERE parent_id IS :parentId AND name = :name LIMIT 1',
       { parentId, name },
@@ -87,7 +95,11 @@ export class PromptStore {
   }
 
   async findPrompt(id: string, transaction?: Transaction): Promise<PromptRow | undefined> {
-    const rows = await this.select<PromptRow>('SELECT * FROM prompts WHERE id = :id', { id }, transaction);
+    const rows = await this.select<PromptRow>(
+      'SELECT * FROM prompts WHERE id = :id',
+      { id },
+      transaction,
+    );
     return rows[0];
   }
 
@@ -130,7 +142,11 @@ export class PromptStore {
     );
   }
 
-  async findVersion(promptId: string, number: number, transaction?: Transaction): Promise<VersionRow | undefined> {
+  async findVersion(
+    promptId: string,
+    number: number,
+    transaction?: Transaction,
+  ): Promise<VersionRow | undefined> {
     const rows = await this.select<VersionRow>(
       'SELECT * FROM prompt_versions WHERE prompt_id = :promptId AND number = :number',
       { promptId, number },
@@ -152,6 +168,10 @@ export class PromptStore {
     replacements: Record<string, unknown>,
     transaction?: Transaction,
   ): Promise<T[]> {
-    return this.database.sequelize.query<T>(sql, { type: QueryTypes.SELECT, replacements, transaction });
+    return this.database.sequelize.query<T>(sql, {
+      type: QueryTypes.SELECT,
+      replacements,
+      transaction,
+    });
   }
 }

@@ -75,7 +75,12 @@ export function parseAuthLogLine(input: string, options: AuthLogOptions = {}): A
   return { ok: true, events };
 }
 
-function buildEvent(raw: string, line: SyslogLine, text: string, options: AuthLogOptions): EcsEvent {
+function buildEvent(
+  raw: string,
+  line: SyslogLine,
+  text: string,
+  options: AuthLogOptions,
+): EcsEvent {
   const event: EcsEvent = {
     '@timestamp': line.timestamp.toISOString(),
     message: text,
@@ -98,7 +103,11 @@ function buildEvent(raw: string, line: SyslogLine, text: string, options: AuthLo
   if (line.priority !== undefined) {
     event.log = {
       ...event.log,
-      syslog: { priority: line.priority, facility: { code: line.priority >> 3 }, severity: { code: line.priority & 7 } },
+      syslog: {
+        priority: line.priority,
+        facility: { code: line.priority >> 3 },
+        severity: { code: line.priority & 7 },
+      },
     };
   }
 
@@ -153,13 +162,27 @@ function firstMatch(rules: Rule[], text: string): Classification | undefined {
   return undefined;
 }
 
-/** A user name as logged, or undefined when sshd logged an empty one. */
+/** Returns the user name as logged, or undefined when sshd logged an empty one. */
 function userName(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value;
 }
 
 function port(value: string | undefined): number | undefined {
   return value === undefined ? undefined : Number(value);
+}
+
+function connectionClosed(
+  user: string | undefined,
+  host: string,
+  sourcePort: string | undefined,
+): Classification {
+  return {
+    action: 'ssh_connection_closed',
+    ...connectionEnd,
+    outcome: 'unknown',
+    userName: userName(user),
+    source: { host, port: port(sourcePort) },
+  };
 }
 
 // sshd. User names are attacker-chosen and may contain spaces or " from ",
@@ -188,7 +211,9 @@ const sshRules: Rule[] = [
       userName: userName(m[3]),
       source: { host: m[4]!, port: port(m[5]) },
       extra: (event) => {
-        event.system = { auth: { ssh: { method: m[1]!, ...(m[2] ? { invalid_user: true } : {}) } } };
+        event.system = {
+          auth: { ssh: { method: m[1]!, ...(m[2] ? { invalid_user: true } : {}) } },
+        };
       },
     }),
   },
@@ -212,17 +237,21 @@ const sshRules: Rule[] = [
     }),
   },
   {
-    pattern: /^Connection closed by (?:(?:authenticating|invalid) user (.*) )?(\S+)(?: port (\d+))?(?: \[preauth\])?$/s,
-    classify: (m) => ({
-      action: 'ssh_connection_closed',
-      ...connectionEnd,
-      outcome: 'unknown',
-      userName: userName(m[1]),
-      source: { host: m[2]!, port: port(m[3]) },
-    }),
+    // Two rules, with and without the port: with an optional port, a greedy
+    // user name would swallow "root 198.51.100.23 port" and leave the port
+    // number as the address.
+    pattern:
+      /^Connection closed by (?:(?:authenticating|invalid) user (.*) )?(\S+) port (\d+)(?: \[preauth\])?$/s,
+    classify: (m) => connectionClosed(m[1], m[2]!, m[3]),
   },
   {
-    pattern: /^(?:error: )?Received disconnect from (\S+?)(?: port (\d+))?:\s*(\d+): (.*?)(?: \[preauth\])?$/s,
+    pattern:
+      /^Connection closed by (?:(?:authenticating|invalid) user (.*) )?([^\s[\]]+)(?: \[preauth\])?$/s,
+    classify: (m) => connectionClosed(m[1], m[2]!, undefined),
+  },
+  {
+    pattern:
+      /^(?:error: )?Received disconnect from (\S+?)(?: port (\d+))?:\s*(\d+): (.*?)(?: \[preauth\])?$/s,
     classify: (m) => ({
       action: 'ssh_disconnect',
       ...connectionEnd,
@@ -232,7 +261,8 @@ const sshRules: Rule[] = [
     }),
   },
   {
-    pattern: /^Disconnected from (?:(?:authenticating |invalid )?user (.*) )?(\S+) port (\d+)(?: \[preauth\])?$/s,
+    pattern:
+      /^Disconnected from (?:(?:authenticating |invalid )?user (.*) )?(\S+) port (\d+)(?: \[preauth\])?$/s,
     classify: (m) => ({
       action: 'ssh_disconnect',
       ...connectionEnd,
@@ -252,7 +282,8 @@ const sshRules: Rule[] = [
     }),
   },
   {
-    pattern: /^Disconnecting (?:authenticating |invalid )?user (.*) (\S+) port (\d+): Too many authentication failures(?: \[preauth\])?$/s,
+    pattern:
+      /^Disconnecting (?:authenticating |invalid )?user (.*) (\S+) port (\d+): Too many authentication failures(?: \[preauth\])?$/s,
     classify: (m) => ({
       action: 'ssh_too_many_auth_failures',
       ...authInfo,
@@ -263,7 +294,8 @@ const sshRules: Rule[] = [
     }),
   },
   {
-    pattern: /^reverse mapping checking getaddrinfo for (\S+) \[(\S+)\] failed(?: - POSSIBLE BREAK-IN ATTEMPT!)?$/s,
+    pattern:
+      /^reverse mapping checking getaddrinfo for (\S+) \[(\S+)\] failed(?: - POSSIBLE BREAK-IN ATTEMPT!)?$/s,
     classify: (m) => ({
       action: 'ssh_reverse_mapping_failed',
       category: ['network'],
@@ -278,7 +310,8 @@ const sshRules: Rule[] = [
     }),
   },
   {
-    pattern: /^Address (\S+) maps to (\S+), but this does not map back to the address(?: - POSSIBLE BREAK-IN ATTEMPT!)?$/s,
+    pattern:
+      /^Address (\S+) maps to (\S+), but this does not map back to the address(?: - POSSIBLE BREAK-IN ATTEMPT!)?$/s,
     classify: (m) => ({
       action: 'ssh_address_mismatch',
       category: ['network'],
@@ -335,7 +368,8 @@ const sshRules: Rule[] = [
 // ("user NOT in sudoers", "3 incorrect password attempts") before TTY=.
 const sudoRules: Rule[] = [
   {
-    pattern: /^\s*(\S+) : (?:(.*?) ; )?TTY=(\S+) ; PWD=(.*?) ; USER=(\S+)(?: ; GROUP=\S+)?(?: ; TSID=\S+)?(?: ; ENV=.*?)? ; COMMAND=(.*)$/s,
+    pattern:
+      /^\s*(\S+) : (?:(.*?) ; )?TTY=(\S+) ; PWD=(.*?) ; USER=(\S+)(?: ; GROUP=\S+)?(?: ; TSID=\S+)?(?: ; ENV=.*?)? ; COMMAND=(.*)$/s,
     classify: (m) => {
       const reason = m[2]?.trim();
       const passwordFailure = reason !== undefined && /incorrect password attempt/.test(reason);
@@ -376,7 +410,11 @@ const suRules: Rule[] = [
   },
 ];
 
-function suSession(success: boolean, user: string | undefined, target: string | undefined): Classification {
+function suSession(
+  success: boolean,
+  user: string | undefined,
+  target: string | undefined,
+): Classification {
   return {
     action: 'su_session',
     category: ['authentication', 'session'],
@@ -436,13 +474,20 @@ function pamRules(line: SyslogLine, text: string): Classification | undefined {
   }
 
   if (/^check pass; user unknown$/.test(body)) {
-    return withPam({ action: 'pam_user_unknown', ...authInfo, outcome: 'failure', reason: 'user unknown' });
+    return withPam({
+      action: 'pam_user_unknown',
+      ...authInfo,
+      outcome: 'failure',
+      reason: 'user unknown',
+    });
   }
 
   // "session opened for user root(uid=0) by alice(uid=1000)" (newer) or
   // "session opened for user news by (uid=0)" (older). The account after
   // "by" started the session; when it has no name, the session user did.
-  const opened = /^session opened for user (\S+?)(?:\(uid=\d+\))? by (\S*?)\(uid=\d+\)$/s.exec(body);
+  const opened = /^session opened for user (\S+?)(?:\(uid=\d+\))? by (\S*?)\(uid=\d+\)$/s.exec(
+    body,
+  );
   if (opened) {
     const starter = userName(opened[2]?.replace(/^LOGIN$/, ''));
     return withPam({
@@ -457,7 +502,13 @@ function pamRules(line: SyslogLine, text: string): Classification | undefined {
 
   const closed = /^session closed for user (\S+)$/s.exec(body);
   if (closed) {
-    return withPam({ action: 'session_closed', category: ['session'], type: ['end'], outcome: 'success', userName: closed[1] });
+    return withPam({
+      action: 'session_closed',
+      category: ['session'],
+      type: ['end'],
+      outcome: 'success',
+      userName: closed[1],
+    });
   }
 
   return undefined;

@@ -35,7 +35,8 @@ export type SyslogParseResult = { ok: true; line: SyslogLine } | { ok: false; re
 
 const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
-const bsdHeader = /^(?:<(\d{1,3})>)?([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2}) (\S+) ?(.*)$/s;
+const bsdHeader =
+  /^(?:<(\d{1,3})>)?([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2}) (\S+) ?(.*)$/s;
 const isoHeader =
   /^(?:<(\d{1,3})>)?(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})) (\S+) ?(.*)$/s;
 
@@ -53,12 +54,17 @@ export function parseSyslogLine(raw: string, options: SyslogTimeOptions = {}): S
   const iso = isoHeader.exec(raw);
   if (iso) {
     const timestamp = new Date(iso[2]!);
-    if (Number.isNaN(timestamp.getTime())) return { ok: false, reason: `invalid timestamp ${iso[2]}` };
+    if (Number.isNaN(timestamp.getTime()))
+      return { ok: false, reason: `invalid timestamp ${iso[2]}` };
     return withTag(raw, iso[1], timestamp, false, iso[3]!, iso[4]!);
   }
 
   const bsd = bsdHeader.exec(raw);
-  if (!bsd) return { ok: false, reason: 'not a syslog line: expected "Mmm dd hh:mm:ss host" or an RFC 3339 timestamp' };
+  if (!bsd)
+    return {
+      ok: false,
+      reason: 'not a syslog line: expected "Mmm dd hh:mm:ss host" or an RFC 3339 timestamp',
+    };
 
   const [, priority, monthName, day, hour, minute, second, hostname, rest] = bsd;
   const month = months.indexOf(monthName!);
@@ -71,7 +77,13 @@ export function parseSyslogLine(raw: string, options: SyslogTimeOptions = {}): S
     minute: Number(minute),
     second: Number(second),
   };
-  if (fields.day < 1 || fields.day > 31 || fields.hour > 23 || fields.minute > 59 || fields.second > 60) {
+  if (
+    fields.day < 1 ||
+    fields.day > 31 ||
+    fields.hour > 23 ||
+    fields.minute > 59 ||
+    fields.second > 60
+  ) {
     return { ok: false, reason: `invalid time ${monthName} ${day} ${hour}:${minute}:${second}` };
   }
 
@@ -106,7 +118,8 @@ function withTag(
   }
 
   // A line that is only a header carries nothing to index.
-  if (line.message.trim() === '' && !tag) return { ok: false, reason: `syslog line without a message: ${raw.slice(0, 40)}` };
+  if (line.message.trim() === '' && !tag)
+    return { ok: false, reason: `syslog line without a message: ${raw.slice(0, 40)}` };
   return { ok: true, line };
 }
 
@@ -134,7 +147,10 @@ export function resolveYearlessTime(
 
   if (options.year !== undefined) {
     if (!dateExists(options.year, clock.month, clock.day)) {
-      return { ok: false, reason: `invalid date ${months[clock.month]} ${clock.day} in year ${options.year}` };
+      return {
+        ok: false,
+        reason: `invalid date ${months[clock.month]} ${clock.day} in year ${options.year}`,
+      };
     }
     return { ok: true, timestamp: zonedTimeToUtc({ year: options.year, ...clock }, timeZone) };
   }
@@ -205,7 +221,14 @@ function zoneOffsetMs(instant: Date, timeZone: string): number {
  * offsets, as most syslog readers do.
  */
 export function zonedTimeToUtc(clock: WallClock & { year: number }, timeZone: string): Date {
-  const asUtc = Date.UTC(clock.year, clock.month, clock.day, clock.hour, clock.minute, Math.min(clock.second, 59));
+  const asUtc = Date.UTC(
+    clock.year,
+    clock.month,
+    clock.day,
+    clock.hour,
+    clock.minute,
+    Math.min(clock.second, 59),
+  );
   if (timeZone === 'UTC') return new Date(asUtc);
 
   const firstGuess = asUtc - zoneOffsetMs(new Date(asUtc), timeZone);

@@ -2,7 +2,8 @@ import type { BulkItemResult, SearchHit, SearchResult } from './engine.js';
 
 /** One entry of a bulk response's `items`, as both engines return it. */
 interface BulkResponseItem {
-  [operation: string]: { status?: number; error?: { type?: string; reason?: string | null } } | undefined;
+  [operation: string]:
+    { status?: number; error?: { type?: string; reason?: string | null } } | undefined;
 }
 
 /** Maps a bulk response's `items` to one result per request item. */
@@ -25,7 +26,9 @@ function bulkItemResult(item: BulkResponseItem): BulkItemResult {
   if (status === 409) return { status: 'duplicate' };
 
   const error = operation?.error;
-  const reason = error ? `${error.type ?? 'error'}: ${error.reason ?? ''}`.trim() : `HTTP ${status}`;
+  const reason = error
+    ? `${error.type ?? 'error'}: ${error.reason ?? ''}`.trim()
+    : `HTTP ${status}`;
   if (status === 429 || status >= 500 || status === 0) return { status: 'retryable', reason };
   return { status: 'rejected', reason, httpStatus: status };
 }
@@ -40,7 +43,9 @@ export function requestFailureReason(error: unknown): string {
   const meta = (error as { meta?: { statusCode?: number; body?: unknown } }).meta;
   const statusCode = meta?.statusCode ?? (error as { statusCode?: number }).statusCode;
   const body = meta?.body as { error?: { type?: string; reason?: string } } | undefined;
-  const detail = body?.error?.type ? `${body.error.type}: ${body.error.reason ?? ''}` : error.message;
+  const detail = body?.error?.type
+    ? `${body.error.type}: ${body.error.reason ?? ''}`
+    : error.message;
   return statusCode ? `HTTP ${statusCode} ${detail}`.trim() : `${error.name}: ${detail}`;
 }
 
@@ -49,7 +54,12 @@ export function searchResult(body: unknown): SearchResult {
   const response = body as {
     hits?: {
       total?: number | { value: number };
-      hits?: Array<{ _index: string; _id: string; _source?: Record<string, unknown>; sort?: unknown[] }>;
+      hits?: Array<{
+        _index: string;
+        _id: string;
+        _source?: Record<string, unknown>;
+        sort?: unknown[];
+      }>;
     };
     aggregations?: Record<string, unknown>;
   };
@@ -68,7 +78,9 @@ export function searchResult(body: unknown): SearchResult {
 }
 
 /** Builds the NDJSON action/document pairs of a bulk `create` request. */
-export function bulkCreateOperations(items: Array<{ index: string; id: string; document: object }>): object[] {
+export function bulkCreateOperations(
+  items: Array<{ index: string; id: string; document: object }>,
+): object[] {
   const operations: object[] = [];
   for (const item of items) {
     operations.push({ create: { _index: item.index, _id: item.id } }, item.document);

@@ -1,6 +1,12 @@
 import { requestFailureReason } from './bulk-results.js';
 import { ElasticsearchEngine } from './elasticsearch-engine.js';
-import type { BulkCreateItem, BulkItemResult, SearchEngine, SearchEngineInfo, SearchResult } from './engine.js';
+import type {
+  BulkCreateItem,
+  BulkItemResult,
+  SearchEngine,
+  SearchEngineInfo,
+  SearchResult,
+} from './engine.js';
 import { OpenSearchEngine, type SearchClientOptions } from './opensearch-engine.js';
 
 /** What `GET /` returns on both engines, as far as the choice needs it. */
@@ -27,7 +33,10 @@ export function redactUrl(url: string): string {
  * (`https://user:password@host:9200`). Rejects when the engine cannot be
  * reached or answers with an error.
  */
-export async function connectSearchEngine(url: string, options: SearchClientOptions = {}): Promise<SearchEngine> {
+export async function connectSearchEngine(
+  url: string,
+  options: SearchClientOptions = {},
+): Promise<SearchEngine> {
   const parsed = new URL(url);
   const headers: Record<string, string> = { accept: 'application/json' };
   if (parsed.username !== '') {
@@ -42,7 +51,9 @@ export async function connectSearchEngine(url: string, options: SearchClientOpti
     signal: AbortSignal.timeout(options.requestTimeoutMs ?? 30_000),
   });
   if (!response.ok) {
-    throw new Error(`Search engine at ${redactUrl(url)} answered GET / with HTTP ${response.status}; check the URL and credentials.`);
+    throw new Error(
+      `Search engine at ${redactUrl(url)} answered GET / with HTTP ${response.status}; check the URL and credentials.`,
+    );
   }
 
   const root = (await response.json()) as RootResponse;
@@ -50,7 +61,9 @@ export async function connectSearchEngine(url: string, options: SearchClientOpti
 
   const major = Number.parseInt(root.version?.number ?? '', 10);
   if (!Number.isInteger(major)) {
-    throw new Error(`Search engine at ${redactUrl(url)} reported no version number in GET /; is it OpenSearch or Elasticsearch?`);
+    throw new Error(
+      `Search engine at ${redactUrl(url)} reported no version number in GET /; is it OpenSearch or Elasticsearch?`,
+    );
   }
   return new ElasticsearchEngine(url, { ...options, majorVersion: major });
 }
@@ -76,7 +89,8 @@ export function lazySearchEngine(url: string, options: SearchClientOptions = {})
 
   return {
     get distribution() {
-      if (!engine) throw new Error('The search engine is not connected yet, so its distribution is unknown.');
+      if (!engine)
+        throw new Error('The search engine is not connected yet, so its distribution is unknown.');
       return engine.distribution;
     },
     info: async (): Promise<SearchEngineInfo> => (await connected()).info(),
@@ -93,7 +107,8 @@ export function lazySearchEngine(url: string, options: SearchClientOptions = {})
     },
     search: async (index: string, body: Record<string, unknown>): Promise<SearchResult> =>
       (await connected()).search(index, body),
-    count: async (index: string, query?: Record<string, unknown>) => (await connected()).count(index, query),
+    count: async (index: string, query?: Record<string, unknown>) =>
+      (await connected()).count(index, query),
     refresh: async (index: string) => (await connected()).refresh(index),
     close: async () => {
       await engine?.close();

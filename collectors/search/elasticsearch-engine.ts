@@ -1,7 +1,18 @@
 import { Client, Transport, type TransportOptions } from '@elastic/elasticsearch';
 
-import { bulkCreateOperations, bulkItemResults, requestFailureReason, searchResult } from './bulk-results.js';
-import type { BulkCreateItem, BulkItemResult, SearchEngine, SearchEngineInfo, SearchResult } from './engine.js';
+import {
+  bulkCreateOperations,
+  bulkItemResults,
+  requestFailureReason,
+  searchResult,
+} from './bulk-results.js';
+import type {
+  BulkCreateItem,
+  BulkItemResult,
+  SearchEngine,
+  SearchEngineInfo,
+  SearchResult,
+} from './engine.js';
 import { eventTemplateBody, eventTemplateName } from './event-template.js';
 import type { SearchClientOptions } from './opensearch-engine.js';
 

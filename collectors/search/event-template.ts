@@ -32,7 +32,9 @@ export function eventIndexPattern(prefix: string): string {
 export function eventIndexName(prefix: string, timestamp: string | Date): string {
   const time = typeof timestamp === 'string' ? new Date(timestamp) : timestamp;
   if (Number.isNaN(time.getTime())) {
-    throw new Error(`Invalid @timestamp ${JSON.stringify(String(timestamp))}: expected an ISO 8601 date-time.`);
+    throw new Error(
+      `Invalid @timestamp ${JSON.stringify(String(timestamp))}: expected an ISO 8601 date-time.`,
+    );
   }
 
   const year = String(time.getUTCFullYear()).padStart(4, '0');
@@ -115,8 +117,16 @@ export const eventMappings = {
       properties: {
         auth: {
           properties: {
-            ssh: { properties: { method: keyword, signature: keyword, invalid_user: { type: 'boolean' } } },
-            pam: { properties: { module: keyword, service: keyword, tty: keyword, failures: long } },
+            ssh: {
+              properties: {
+                method: keyword,
+                signature: keyword,
+                invalid_user: { type: 'boolean' },
+              },
+            },
+            pam: {
+              properties: { module: keyword, service: keyword, tty: keyword, failures: long },
+            },
             sudo: { properties: { tty: keyword } },
           },
         },

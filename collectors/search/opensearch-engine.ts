@@ -1,7 +1,18 @@
 import { Client } from '@opensearch-project/opensearch';
 
-import { bulkCreateOperations, bulkItemResults, requestFailureReason, searchResult } from './bulk-results.js';
-import type { BulkCreateItem, BulkItemResult, SearchEngine, SearchEngineInfo, SearchResult } from './engine.js';
+import {
+  bulkCreateOperations,
+  bulkItemResults,
+  requestFailureReason,
+  searchResult,
+} from './bulk-results.js';
+import type {
+  BulkCreateItem,
+  BulkItemResult,
+  SearchEngine,
+  SearchEngineInfo,
+  SearchResult,
+} from './engine.js';
 import { eventTemplateBody, eventTemplateName } from './event-template.js';
 
 export interface SearchClientOptions {
@@ -16,7 +27,11 @@ export class OpenSearchEngine implements SearchEngine {
 
   constructor(url: string, options: SearchClientOptions = {}) {
     // The pipeline owns retries and backoff, so the client gives up at once.
-    this.client = new Client({ node: url, maxRetries: 0, requestTimeout: options.requestTimeoutMs ?? 30_000 });
+    this.client = new Client({
+      node: url,
+      maxRetries: 0,
+      requestTimeout: options.requestTimeoutMs ?? 30_000,
+    });
   }
 
   async info(): Promise<SearchEngineInfo> {

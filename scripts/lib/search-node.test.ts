@@ -89,7 +89,9 @@ describe('search node @integration', function () {
 
   it('loads the bundled plugins', async function () {
     const { json } = await requestJson(`${node.url}/_nodes/plugins`, 'GET');
-    const nodes = Object.values(json.nodes as Record<string, { plugins: Array<{ classname: string }> }>);
+    const nodes = Object.values(
+      json.nodes as Record<string, { plugins: Array<{ classname: string }> }>,
+    );
     assert.equal(nodes.length, 1);
 
     const classnames = nodes[0].plugins.map((plugin) => plugin.classname).sort();
@@ -118,18 +120,34 @@ describe('search node @integration', function () {
         number_of_replicas: 0,
         analysis: {
           analyzer: {
-            folded: { type: 'custom', tokenizer: 'standard', filter: ['lowercase', 'asciifolding'] },
+            folded: {
+              type: 'custom',
+              tokenizer: 'standard',
+              filter: ['lowercase', 'asciifolding'],
+            },
           },
         },
       },
       mappings: { properties: { text: { type: 'text', analyzer: 'folded' } } },
     });
-    assert.equal(created.status, 200, `create index returned ${created.status}: ${JSON.stringify(created.json)}`);
+    assert.equal(
+      created.status,
+      200,
+      `create index returned ${created.status}: ${JSON.stringify(created.json)}`,
+    );
 
-    const indexed = await requestJson(`${node.url}/${indexName}/_doc/prompt-1?refresh=true`, 'PUT', {
-      text: 'Summarise the Crème Brûlée recipe',
-    });
-    assert.equal(indexed.status, 201, `index returned ${indexed.status}: ${JSON.stringify(indexed.json)}`);
+    const indexed = await requestJson(
+      `${node.url}/${indexName}/_doc/prompt-1?refresh=true`,
+      'PUT',
+      {
+        text: 'Summarise the Crème Brûlée recipe',
+      },
+    );
+    assert.equal(
+      indexed.status,
+      201,
+      `index returned ${indexed.status}: ${JSON.stringify(indexed.json)}`,
+    );
 
     // The query has no accents, so a hit shows that the index analyzer folded them.
     assert.deepEqual(await searchIds(node.url, 'creme brulee'), ['prompt-1']);

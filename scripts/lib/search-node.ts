@@ -77,12 +77,17 @@ function scriptEnv(options: SearchNodeOptions): NodeJS.ProcessEnv {
 
   env.SEARCH_NODE_PORT = String(options.port);
   env.SEARCH_NODE_DATA_DIR = options.dataDir;
-  if (options.transportPort !== undefined) env.SEARCH_NODE_TRANSPORT_PORT = String(options.transportPort);
+  if (options.transportPort !== undefined)
+    env.SEARCH_NODE_TRANSPORT_PORT = String(options.transportPort);
   if (options.heap !== undefined) env.SEARCH_NODE_HEAP = options.heap;
   return env;
 }
 
-function runScript(command: 'start' | 'stop', env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string> {
+function runScript(
+  command: 'start' | 'stop',
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       'bash',
@@ -93,9 +98,15 @@ function runScript(command: 'start' | 'stop', env: NodeJS.ProcessEnv, timeoutMs:
           resolve(stdout);
           return;
         }
-        const outcome = error.killed ? `timed out after ${timeoutMs} ms` : `failed with exit code ${error.code}`;
+        const outcome = error.killed
+          ? `timed out after ${timeoutMs} ms`
+          : `failed with exit code ${error.code}`;
         const dataDir = env.SEARCH_NODE_DATA_DIR;
-        reject(new Error(`search-node.sh ${command} ${outcome} (data dir ${dataDir}):\n${stderr.trimEnd()}`));
+        reject(
+          new Error(
+            `search-node.sh ${command} ${outcome} (data dir ${dataDir}):\n${stderr.trimEnd()}`,
+          ),
+        );
       },
     );
   });
@@ -103,7 +114,9 @@ function runScript(command: 'start' | 'stop', env: NodeJS.ProcessEnv, timeoutMs:
 
 async function isHealthy(url: string): Promise<boolean> {
   try {
-    const response = await fetch(`${url}/_cluster/health`, { signal: AbortSignal.timeout(healthTimeoutMs) });
+    const response = await fetch(`${url}/_cluster/health`, {
+      signal: AbortSignal.timeout(healthTimeoutMs),
+    });
     if (!response.ok) return false;
 
     const health = (await response.json()) as { status?: string };

@@ -7,7 +7,7 @@ export const ALERT_SEVERITIES = ['critical', 'high', 'medium', 'low'] as const;
 export type AlertStatus = (typeof ALERT_STATUSES)[number];
 export type AlertSeverity = (typeof ALERT_SEVERITIES)[number];
 
-/** The detection rules the appliance ships; the rule filter offers them by name. */
+/** The detection rules that the appliance ships, which the rule filter offers by name. */
 export const KNOWN_RULES: { id: string; name: string }[] = [
   { id: 'auth.brute_force', name: 'Brute-force login attempts' },
   { id: 'vault.mass_read', name: 'Mass read of prompts' },
@@ -83,5 +83,5 @@ export function setAlertStatus(id: string, status: AlertStatus): Promise<Alert> 
 export const STATUS_LABELS: Record<AlertStatus, { label: string; action: string }> = {
   open: { label: 'Open', action: 'Reopen' },
   acknowledged: { label: 'Acknowledged', action: 'Acknowledge' },
-  closed: { label: 'Closed', action: 'Close' },
+  closed: { label: 'Closed', action: 'Close alert' },
 };

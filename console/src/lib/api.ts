@@ -149,6 +149,11 @@ export function fieldMessages(error: unknown, field: string): string[] {
     .map((item) => item.message);
 }
 
+/** Tells whether a failed request reported a problem with one request field, for `aria-invalid`. */
+export function isFieldInvalid(error: unknown, field: string): boolean {
+  return fieldMessages(error, field).length > 0;
+}
+
 /** Returns the field problems whose field is not among the ones a form shows next to its inputs. */
 export function unplacedFieldProblems(error: unknown, shownFields: string[]): FieldProblem[] {
   if (!(error instanceof ApiError)) return [];

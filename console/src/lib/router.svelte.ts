@@ -1,3 +1,5 @@
+import { withQuery } from './api';
+
 /** The location inside the console, taken from the URL fragment such as `#/prompts/12?version=3`. */
 export interface Route {
   /** Decoded path segments, such as `['prompts', '12']`. */
@@ -57,10 +59,5 @@ export function href(
   query: Record<string, string | undefined> = {},
 ): string {
   const path = segments.map((part) => encodeURIComponent(String(part))).join('/');
-  const params = new URLSearchParams();
-  for (const [name, value] of Object.entries(query)) {
-    if (value !== undefined && value !== '') params.set(name, value);
-  }
-  const queryText = params.toString();
-  return `#/${path}${queryText ? `?${queryText}` : ''}`;
+  return `#/${withQuery(path, query)}`;
 }
