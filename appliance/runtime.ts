@@ -45,11 +45,17 @@ export interface StartOptions {
  * Opens the HSM, the database and the search engine, then serves the API and
  * console over HTTPS (TLS 1.3 minimum) on the configured loopback address.
  */
-export async function startAppliance(config: ApplianceConfig, options: StartOptions = {}): Promise<RunningAppliance> {
+export async function startAppliance(
+  config: ApplianceConfig,
+  options: StartOptions = {},
+): Promise<RunningAppliance> {
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
   const token = await ensureToken(config);
-  logger.info({ token: { createdToken: token.createdToken, createdKeys: token.createdKeys } }, 'HSM token ready');
+  logger.info(
+    { token: { createdToken: token.createdToken, createdKeys: token.createdKeys } },
+    'HSM token ready',
+  );
   const keys = openKeyProvider(config);
 
   const database = await openDatabase(config.databaseFile);
@@ -59,13 +65,23 @@ export async function startAppliance(config: ApplianceConfig, options: StartOpti
   const audit = new AuditTrail(database, keys);
   const identity = new IdentityService(database, config.secretsDir);
   const bootstrap = await identity.bootstrapFirstAdmin();
-  if (bootstrap.created) logger.info({ passwordFile: bootstrap.passwordFile }, 'first admin created with a one-time password');
+  if (bootstrap.created)
+    logger.info(
+      { passwordFile: bootstrap.passwordFile },
+      'first admin created with a one-time password',
+    );
 
-  const events = options.search === false ? undefined : await connectEvents(config, database, audit);
+  const events =
+    options.search === false ? undefined : await connectEvents(config, database, audit);
   const forwarder = events ? new AuditForwarder(database, audit, events.auditSink) : undefined;
 
   const vault = createVault(database, keys);
-  const routes: RouteSpec[] = [...identityRoutes(identity), ...auditRoutes(audit), ...vaultRoutes(vault), ...(events?.routes ?? [])];
+  const routes: RouteSpec[] = [
+    ...identityRoutes(identity),
+    ...auditRoutes(audit),
+    ...vaultRoutes(vault),
+    ...(events?.routes ?? []),
+  ];
   const app = createApp({
     routes,
     database,
@@ -118,11 +134,20 @@ export async function startAppliance(config: ApplianceConfig, options: StartOpti
 }
 
 /** Checks the HSM session, the database and, when connected, the search engine. */
-function checkHealth(keys: KeyProvider, database: Database, events: EventServices | undefined): Promise<HealthReport> {
+function checkHealth(
+  keys: KeyProvider,
+  database: Database,
+  events: EventServices | undefined,
+): Promise<HealthReport> {
   return runHealthChecks({
     hsm: () => {
       const health = keys.health();
-      return health.ok ? { status: 'up' } : { status: 'down', detail: health.detail ?? `token "${health.tokenLabel}" is not logged in` };
+      return health.ok
+        ? { status: 'up' }
+        : {
+            status: 'down',
+            detail: health.detail ?? `token "${health.tokenLabel}" is not logged in`,
+          };
     },
     database: async () => {
       await database.sequelize.query('SELECT 1');

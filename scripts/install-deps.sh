@@ -44,6 +44,11 @@ fi
 
 # Native modules (argon2, sqlite3, pkcs11js) build against the local Node headers when a
 # prebuilt binary is not available, so the build never needs to download them.
+# npm ci deletes node_modules first, so two runs at once would break each other's install.
+lock_file="${TMPDIR:-/tmp}/appliance-install-$(printf '%s' "$repo_dir" | sha256sum | cut -c1-16).lock"
+exec 9>"$lock_file"
+flock 9
+
 lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
 stamp="node_modules/.install-stamp"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_hash" ]]; then

@@ -199,7 +199,7 @@ describe('alerts API @integration', function () {
 
     const bad = await analyst.patch(`/alerts/${alert.id}`, { status: 'resolved' });
     assert.equal(bad.status, 400);
-    assert.equal(bad.body.errors[0].field, 'body.status');
+    assert.equal(bad.body.errors[0].field, 'status');
 
     const unknown = await analyst.patch('/alerts/00000000-0000-4000-8000-000000000000', {
       status: 'closed',

@@ -83,7 +83,8 @@ describe('audit hash chain', function () {
 
   it('rejects a record signed with another key', function () {
     const records = buildChain(3);
-    const otherKey = (input: Buffer) => crypto.createHmac('sha256', Buffer.alloc(32, 8)).update(input).digest();
+    const otherKey = (input: Buffer) =>
+      crypto.createHmac('sha256', Buffer.alloc(32, 8)).update(input).digest();
 
     const result = verifyChain(records, otherKey);
 

@@ -59,13 +59,25 @@ export function verifyChain(
 
   for (const record of records) {
     if (record.seq !== expectedSeq) {
-      return broken(checked, record.seq, `expected seq ${expectedSeq}, found ${record.seq}: a record is missing or out of order`);
+      return broken(
+        checked,
+        record.seq,
+        `expected seq ${expectedSeq}, found ${record.seq}: a record is missing or out of order`,
+      );
     }
     if (record.prevHash !== previousHash) {
-      return broken(checked, record.seq, 'prevHash does not match the hash of the record before it');
+      return broken(
+        checked,
+        record.seq,
+        'prevHash does not match the hash of the record before it',
+      );
     }
     if (hmac(chainInput(record)).toString('hex') !== record.hash) {
-      return broken(checked, record.seq, 'hash does not match the record content: the record was altered');
+      return broken(
+        checked,
+        record.seq,
+        'hash does not match the record content: the record was altered',
+      );
     }
 
     checked += 1;

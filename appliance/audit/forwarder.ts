@@ -71,6 +71,8 @@ export class AuditForwarder {
   }
 
   private writeCursor(seq: number): Promise<void> {
-    return this.database.write((transaction) => writeState(this.database, cursorKey, String(seq), transaction));
+    return this.database.write((transaction) =>
+      writeState(this.database, cursorKey, String(seq), transaction),
+    );
   }
 }

@@ -28,12 +28,19 @@ describe('audit trail @integration', function () {
   });
 
   async function rows(): Promise<AuditRow[]> {
-    return test.appliance.database.sequelize.query<AuditRow>('SELECT * FROM audit_records ORDER BY seq', { type: QueryTypes.SELECT });
+    return test.appliance.database.sequelize.query<AuditRow>(
+      'SELECT * FROM audit_records ORDER BY seq',
+      { type: QueryTypes.SELECT },
+    );
   }
 
   it('records who, what, resource, outcome, source and request id', async function () {
     const admin = await test.admin();
-    const created = await admin.post('/users', { username: 'carol', password: 'carol-password-1', role: 'analyst' });
+    const created = await admin.post('/users', {
+      username: 'carol',
+      password: 'carol-password-1',
+      role: 'analyst',
+    });
     const denied = await test.anonymous().get('/users');
 
     const records = await rows();
@@ -94,7 +101,11 @@ describe('audit trail @integration', function () {
       "CREATE TRIGGER audit_unavailable BEFORE INSERT ON audit_records BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
     );
 
-    const response = await admin.post('/users', { username: 'erin', password: 'erin-password-12', role: 'author' });
+    const response = await admin.post('/users', {
+      username: 'erin',
+      password: 'erin-password-12',
+      role: 'author',
+    });
 
     assert.equal(response.status, 503);
     assert.equal(response.body.type.endsWith('audit_unavailable'), true);

@@ -51,7 +51,10 @@ export class AuditTrail {
       time: new Date().toISOString(),
       prevHash: head.hash,
     };
-    const record: AuditRecord = { ...unsigned, hash: this.keys.auditHmac(chainInput(unsigned)).toString('hex') };
+    const record: AuditRecord = {
+      ...unsigned,
+      hash: this.keys.auditHmac(chainInput(unsigned)).toString('hex'),
+    };
 
     await this.database.sequelize.query(
       `INSERT INTO audit_records (seq, time, request_id, actor_user_id, actor_username, actor_role, action,
@@ -78,7 +81,12 @@ export class AuditTrail {
         },
       },
     );
-    await writeState(this.database, headKey, JSON.stringify({ seq: record.seq, hash: record.hash }), transaction);
+    await writeState(
+      this.database,
+      headKey,
+      JSON.stringify({ seq: record.seq, hash: record.hash }),
+      transaction,
+    );
 
     return record;
   }
@@ -93,9 +101,12 @@ export class AuditTrail {
    * written with the newest append, which catches rows cut from the end.
    */
   async verify(): Promise<ChainVerification> {
-    const rows = await this.database.sequelize.query<AuditRow>('SELECT * FROM audit_records ORDER BY seq', {
-      type: QueryTypes.SELECT,
-    });
+    const rows = await this.database.sequelize.query<AuditRow>(
+      'SELECT * FROM audit_records ORDER BY seq',
+      {
+        type: QueryTypes.SELECT,
+      },
+    );
     const result = verifyChain(rows.map(toRecord), (input) => this.keys.auditHmac(input));
     if (!result.ok) return result;
 

@@ -1,6 +1,14 @@
 import { Option, type Command } from 'commander';
 
-import { alertStatuses, ruleIds, severities, type Alert, type AlertStatus, type RuleId, type Severity } from '../alerts/model';
+import {
+  alertStatuses,
+  ruleIds,
+  severities,
+  type Alert,
+  type AlertStatus,
+  type RuleId,
+  type Severity,
+} from '../alerts/model';
 import { AlertStore } from '../alerts/store';
 import { CliError, exitCodes } from './exit-codes';
 import { openLocalAppliance } from './local-appliance';
@@ -17,9 +25,13 @@ interface AlertsOptions {
 export function registerAlertsCommand(program: Command): Command {
   return program
     .command('alerts')
-    .description('List alerts raised by the detections, newest first. The read is recorded in the audit trail.')
+    .description(
+      'List alerts raised by the detections, newest first. The read is recorded in the audit trail.',
+    )
     .addOption(new Option('--status <status>', 'only alerts in this state').choices(alertStatuses))
-    .addOption(new Option('--severity <severity>', 'only alerts of this severity').choices(severities))
+    .addOption(
+      new Option('--severity <severity>', 'only alerts of this severity').choices(severities),
+    )
     .addOption(new Option('--rule <rule>', 'only alerts of this rule').choices(ruleIds))
     .option('--entity <value>', 'only alerts about this source IP or user name')
     .option('--limit <count>', 'how many alerts to list, from 1 to 1000', '100')
@@ -27,7 +39,10 @@ export function registerAlertsCommand(program: Command): Command {
     .action(async (options: AlertsOptions) => {
       const limit = Number(options.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-        throw new CliError(`--limit must be a whole number from 1 to 1000, not "${options.limit}"`, exitCodes.usage);
+        throw new CliError(
+          `--limit must be a whole number from 1 to 1000, not "${options.limit}"`,
+          exitCodes.usage,
+        );
       }
 
       const local = await openLocalAppliance();
@@ -65,8 +80,15 @@ function printTable(alerts: Alert[]): void {
     alert.id,
   ]);
   const header = ['LAST SEEN', 'SEVERITY', 'STATUS', 'RULE', 'ENTITY', 'EVENTS', 'ID'];
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column].length)),
+  );
   for (const row of [header, ...rows]) {
-    console.log(row.map((cell, column) => cell.padEnd(widths[column])).join('  ').trimEnd());
+    console.log(
+      row
+        .map((cell, column) => cell.padEnd(widths[column]))
+        .join('  ')
+        .trimEnd(),
+    );
   }
 }

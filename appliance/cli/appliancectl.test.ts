@@ -5,7 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { repoRoot } from '../platform/config';
-import { sharedTokenEnv, startTestAppliance, testSearchUrl, type TestAppliance } from '../testing/harness';
+import {
+  sharedTokenEnv,
+  startTestAppliance,
+  testSearchUrl,
+  type TestAppliance,
+} from '../testing/harness';
 import { exitCodes } from './exit-codes';
 
 const bin = path.join(repoRoot, 'appliance', 'cli', 'appliancectl.mjs');
@@ -107,7 +112,11 @@ describe('appliancectl @integration', function () {
     const rejected = fs.readFileSync(report.rejectedFile, 'utf8');
     assert.match(rejected, /not a syslog line at all/);
 
-    const fromStdin = await appliancectl(['ingest', '--year', '2026', '--json', '-'], env, `${log.split('\n')[0]}\n`);
+    const fromStdin = await appliancectl(
+      ['ingest', '--year', '2026', '--json', '-'],
+      env,
+      `${log.split('\n')[0]}\n`,
+    );
     assert.equal(fromStdin.code, exitCodes.ok, fromStdin.stderr);
     assert.equal(JSON.parse(fromStdin.stdout).events, 1);
   });
@@ -138,7 +147,9 @@ describe('appliancectl @integration', function () {
     assert.equal(intact.code, exitCodes.ok, intact.stderr);
     assert.match(intact.stdout, /audit chain intact/);
 
-    await test.appliance.database.sequelize.query("UPDATE audit_records SET source_ip = '203.0.113.66' WHERE seq = 2");
+    await test.appliance.database.sequelize.query(
+      "UPDATE audit_records SET source_ip = '203.0.113.66' WHERE seq = 2",
+    );
 
     const broken = await appliancectl(['verify-audit', '--json'], env);
     assert.equal(broken.code, exitCodes.checkFailed, `${broken.stdout}\n${broken.stderr}`);

@@ -24,8 +24,15 @@ export function registerIngestCommand(program: Command): Command {
         'Use - to read standard input. Malformed lines go to a rejected-lines file with the reason.',
     )
     .argument('<file>', 'log file to replay, or - for standard input')
-    .option('--year <year>', 'year of the year-less syslog timestamps (default: inferred from the current date)')
-    .option('--timeout <seconds>', 'how long to wait for the search engine to take every event', '120')
+    .option(
+      '--year <year>',
+      'year of the year-less syslog timestamps (default: inferred from the current date)',
+    )
+    .option(
+      '--timeout <seconds>',
+      'how long to wait for the search engine to take every event',
+      '120',
+    )
     .option('--json', 'print the report as JSON')
     .action(async (file: string, options: IngestOptions) => {
       const report = await ingest(file, options);
@@ -45,13 +52,17 @@ interface CommandReport extends IngestReport {
 }
 
 async function ingest(file: string, options: IngestOptions): Promise<CommandReport> {
-  const year = options.year === undefined ? undefined : parseWhole('--year', options.year, 1970, 9999);
+  const year =
+    options.year === undefined ? undefined : parseWhole('--year', options.year, 1970, 9999);
   const timeoutMs = parseWhole('--timeout', options.timeout, 1, 86_400) * 1000;
   const input = openInput(file);
 
   const config = loadConfig();
   const engine = await connectSearchEngine(config.search.url).catch((error: unknown) => {
-    throw new CliError(`the search engine at ${config.search.url} is not reachable: ${String(error)}`, exitCodes.unavailable);
+    throw new CliError(
+      `the search engine at ${config.search.url} is not reachable: ${String(error)}`,
+      exitCodes.unavailable,
+    );
   });
 
   // A spool of its own: the running appliance ships from a different one,
@@ -65,7 +76,11 @@ async function ingest(file: string, options: IngestOptions): Promise<CommandRepo
 
   try {
     const sourceName = file === '-' ? 'stdin' : path.resolve(file);
-    const rejectedFile = path.join(config.dataDir, 'rejected', `${path.basename(file === '-' ? 'stdin' : file)}.rejected.jsonl`);
+    const rejectedFile = path.join(
+      config.dataDir,
+      'rejected',
+      `${path.basename(file === '-' ? 'stdin' : file)}.rejected.jsonl`,
+    );
     fs.mkdirSync(path.dirname(rejectedFile), { recursive: true, mode: 0o700 });
 
     const report = await ingestStream({ input, sourceName, pipeline, rejectedFile, year });
@@ -80,7 +95,13 @@ async function ingest(file: string, options: IngestOptions): Promise<CommandRepo
       );
     }
 
-    return { ...report, source: sourceName, indexed: stats.indexed, duplicates: stats.duplicates, pending: stats.pending };
+    return {
+      ...report,
+      source: sourceName,
+      indexed: stats.indexed,
+      duplicates: stats.duplicates,
+      pending: stats.pending,
+    };
   } finally {
     await pipeline.stop();
     await engine.close();
@@ -95,7 +116,10 @@ function openInput(file: string): NodeJS.ReadableStream {
     if (!stat.isFile()) throw new CliError(`${file} is not a regular file`, exitCodes.usage);
   } catch (error) {
     if (error instanceof CliError) throw error;
-    throw new CliError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, exitCodes.usage);
+    throw new CliError(
+      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      exitCodes.usage,
+    );
   }
   return fs.createReadStream(file);
 }
@@ -103,7 +127,10 @@ function openInput(file: string): NodeJS.ReadableStream {
 function parseWhole(option: string, raw: string, min: number, max: number): number {
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new CliError(`${option} must be a whole number from ${min} to ${max}, not "${raw}"`, exitCodes.usage);
+    throw new CliError(
+      `${option} must be a whole number from ${min} to ${max}, not "${raw}"`,
+      exitCodes.usage,
+    );
   }
   return value;
 }
@@ -111,6 +138,10 @@ function parseWhole(option: string, raw: string, min: number, max: number): numb
 function printReport(report: CommandReport): void {
   console.log(`source:     ${report.source}`);
   console.log(`lines:      ${report.lines}`);
-  console.log(`events:     ${report.events} (${report.indexed} indexed, ${report.duplicates} already indexed, ${report.pending} waiting)`);
-  console.log(`rejected:   ${report.rejected}${report.rejected ? ` (reasons in ${report.rejectedFile})` : ''}`);
+  console.log(
+    `events:     ${report.events} (${report.indexed} indexed, ${report.duplicates} already indexed, ${report.pending} waiting)`,
+  );
+  console.log(
+    `rejected:   ${report.rejected}${report.rejected ? ` (reasons in ${report.rejectedFile})` : ''}`,
+  );
 }

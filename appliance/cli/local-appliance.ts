@@ -16,7 +16,11 @@ export interface LocalAppliance {
   keys: KeyProvider;
   audit: AuditTrail;
   /** Appends an audit record for a CLI action, acted by the operating-system user. */
-  recordCliAction(action: string, resourceType: string, outcome?: AuditEntry['outcome']): Promise<void>;
+  recordCliAction(
+    action: string,
+    resourceType: string,
+    outcome?: AuditEntry['outcome'],
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -28,14 +32,20 @@ export interface LocalAppliance {
 export async function openLocalAppliance(): Promise<LocalAppliance> {
   const config = loadConfig();
   if (!fs.existsSync(config.databaseFile)) {
-    throw new CliError(`no appliance database at ${config.databaseFile}; start the appliance once or set APPLIANCE_DATA_DIR`, exitCodes.usage);
+    throw new CliError(
+      `no appliance database at ${config.databaseFile}; start the appliance once or set APPLIANCE_DATA_DIR`,
+      exitCodes.usage,
+    );
   }
 
   let keys: KeyProvider;
   try {
     keys = openKeyProvider(config);
   } catch (error) {
-    throw new CliError(`the HSM is not available: ${error instanceof Error ? error.message : String(error)}`, exitCodes.unavailable);
+    throw new CliError(
+      `the HSM is not available: ${error instanceof Error ? error.message : String(error)}`,
+      exitCodes.unavailable,
+    );
   }
 
   const database = await openDatabase(config.databaseFile);

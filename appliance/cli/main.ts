@@ -8,7 +8,9 @@ import { registerStatusCommand } from './status-command';
 import { registerVerifyAuditCommand } from './verify-audit-command';
 
 const program = new Command('appliancectl')
-  .description('Operate the prompt bank security appliance: start it, check it, feed it logs, read its alerts.')
+  .description(
+    'Operate the prompt bank security appliance: start it, check it, feed it logs, read its alerts.',
+  )
   .addHelpText('after', exitCodeHelp)
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();

@@ -30,19 +30,26 @@ async function start(): Promise<void> {
   const node = process.env.SEARCH_URL ? undefined : await startBundledSearchNode(config);
 
   if (!fs.existsSync(path.join(repoRoot, 'console', 'dist', 'index.html'))) {
-    console.warn('appliancectl: console/dist is missing, so only the API is served; build it with `npm run build:console`.');
+    console.warn(
+      'appliancectl: console/dist is missing, so only the API is served; build it with `npm run build:console`.',
+    );
   }
 
   const appliance = await startAppliance(config).catch(async (error: unknown) => {
     await node?.stop();
-    throw new CliError(`the appliance did not start: ${error instanceof Error ? error.message : String(error)}`, exitCodes.unavailable);
+    throw new CliError(
+      `the appliance did not start: ${error instanceof Error ? error.message : String(error)}`,
+      exitCodes.unavailable,
+    );
   });
 
   const passwordFile = path.join(config.secretsDir, initialAdminPasswordFile);
   console.log(`\nAppliance ready. Console: ${appliance.url}/`);
   console.log(`Its certificate is self-signed: ${path.join(config.tlsDir, 'appliance.crt')}`);
   if (fs.existsSync(passwordFile)) {
-    console.log(`First sign-in: user "admin" with the one-time password printed by: cat ${passwordFile}`);
+    console.log(
+      `First sign-in: user "admin" with the one-time password printed by: cat ${passwordFile}`,
+    );
   }
   console.log('Stop with Ctrl+C.');
 
@@ -85,7 +92,9 @@ async function startBundledSearchNode(config: ApplianceConfig): Promise<SearchNo
     return undefined;
   }
 
-  console.log(`Starting the bundled OpenSearch node at ${node.url} (the first start downloads its jars) ...`);
+  console.log(
+    `Starting the bundled OpenSearch node at ${node.url} (the first start downloads its jars) ...`,
+  );
   try {
     await node.start();
   } catch (error) {

@@ -13,7 +13,9 @@ const requestTimeoutMs = 5000;
 export function registerStatusCommand(program: Command): Command {
   return program
     .command('status')
-    .description('Ask the running appliance for its health: HSM, database, search engine. Exit 0 when all are up.')
+    .description(
+      'Ask the running appliance for its health: HSM, database, search engine. Exit 0 when all are up.',
+    )
     .option('--json', 'print the health document as JSON')
     .action(async (options: { json?: boolean }) => {
       const report = await fetchHealth();
@@ -37,24 +39,45 @@ function fetchHealth(): Promise<HealthReport> {
   const config = loadConfig();
   const certFile = path.join(config.tlsDir, 'appliance.crt');
   if (!fs.existsSync(certFile)) {
-    throw new CliError(`the appliance has never started with data directory ${config.dataDir} (no ${certFile})`, exitCodes.unavailable);
+    throw new CliError(
+      `the appliance has never started with data directory ${config.dataDir} (no ${certFile})`,
+      exitCodes.unavailable,
+    );
   }
   const url = `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}/api/v1/health`;
 
   return new Promise((resolve, reject) => {
-    const request = https.get(url, { ca: fs.readFileSync(certFile), timeout: requestTimeoutMs }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => {
-        try {
-          resolve(JSON.parse(body) as HealthReport);
-        } catch {
-          reject(new CliError(`${url} answered HTTP ${response.statusCode} without a health document`, exitCodes.unavailable));
-        }
-      });
-    });
-    request.on('timeout', () => request.destroy(new Error(`no answer within ${requestTimeoutMs} ms`)));
-    request.on('error', (error) => reject(new CliError(`the appliance does not answer at ${url}: ${error.message}`, exitCodes.unavailable)));
+    const request = https.get(
+      url,
+      { ca: fs.readFileSync(certFile), timeout: requestTimeoutMs },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => {
+          try {
+            resolve(JSON.parse(body) as HealthReport);
+          } catch {
+            reject(
+              new CliError(
+                `${url} answered HTTP ${response.statusCode} without a health document`,
+                exitCodes.unavailable,
+              ),
+            );
+          }
+        });
+      },
+    );
+    request.on('timeout', () =>
+      request.destroy(new Error(`no answer within ${requestTimeoutMs} ms`)),
+    );
+    request.on('error', (error) =>
+      reject(
+        new CliError(
+          `the appliance does not answer at ${url}: ${error.message}`,
+          exitCodes.unavailable,
+        ),
+      ),
+    );
   });
 }

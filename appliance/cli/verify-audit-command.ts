@@ -16,8 +16,12 @@ export function registerVerifyAuditCommand(program: Command): Command {
         const result = await local.audit.verify();
 
         if (options.json) console.log(JSON.stringify(result, null, 2));
-        else if (result.ok) console.log(`audit chain intact: ${result.checked} records, head seq ${result.headSeq}`);
-        else console.log(`audit chain BROKEN at seq ${result.firstBroken?.seq}: ${result.firstBroken?.reason}`);
+        else if (result.ok)
+          console.log(`audit chain intact: ${result.checked} records, head seq ${result.headSeq}`);
+        else
+          console.log(
+            `audit chain BROKEN at seq ${result.firstBroken?.seq}: ${result.firstBroken?.reason}`,
+          );
 
         if (!result.ok) process.exitCode = exitCodes.checkFailed;
       } finally {

@@ -36,13 +36,25 @@ export function createApp(options: AppOptions): express.Express {
         response.setHeader('x-request-id', id);
         return id;
       },
-      customLogLevel: (_request, response, error) => (error || response.statusCode >= 500 ? 'error' : response.statusCode >= 400 ? 'debug' : 'info'),
+      customLogLevel: (_request, response, error) =>
+        error || response.statusCode >= 500
+          ? 'error'
+          : response.statusCode >= 400
+            ? 'debug'
+            : 'info',
     }),
   );
   app.use(
     helmet({
       contentSecurityPolicy: {
-        directives: { defaultSrc: ["'self'"], scriptSrc: ["'self'"], styleSrc: ["'self'"], imgSrc: ["'self'", 'data:'], connectSrc: ["'self'"], frameAncestors: ["'none'"] },
+        directives: {
+          defaultSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'", 'data:'],
+          connectSrc: ["'self'"],
+          frameAncestors: ["'none'"],
+        },
       },
       strictTransportSecurity: { maxAge: 31536000, includeSubDomains: true },
     }),
@@ -51,7 +63,9 @@ export function createApp(options: AppOptions): express.Express {
 
   const api = express.Router();
   api.use((request: Request, _response: Response, next: NextFunction) => {
-    const hasBody = ['POST', 'PUT', 'PATCH'].includes(request.method) && Number(request.get('content-length') ?? 0) > 0;
+    const hasBody =
+      ['POST', 'PUT', 'PATCH'].includes(request.method) &&
+      Number(request.get('content-length') ?? 0) > 0;
     if (hasBody && !request.is('application/json')) return next(problems.unsupportedMediaType());
     next();
   });
@@ -67,7 +81,9 @@ export function createApp(options: AppOptions): express.Express {
   const consoleDir = options.consoleDir ?? path.join(repoRoot, 'console', 'dist');
   if (fs.existsSync(consoleDir)) {
     app.use(express.static(consoleDir, { index: 'index.html', maxAge: '1h' }));
-    app.get(/^\/(?!api\/).*/, (_request, response) => response.sendFile(path.join(consoleDir, 'index.html')));
+    app.get(/^\/(?!api\/).*/, (_request, response) =>
+      response.sendFile(path.join(consoleDir, 'index.html')),
+    );
   }
 
   return app;
@@ -76,5 +92,8 @@ export function createApp(options: AppOptions): express.Express {
 /** Last error handler: body-parser and routing errors become problem details. */
 function sendProblem(error: unknown, request: Request, response: Response, _next: NextFunction) {
   const problem = toProblem(error, { requestId: String(request.id) });
-  response.status(problem.status).type('application/problem+json').json(problem.toBody(request.originalUrl));
+  response
+    .status(problem.status)
+    .type('application/problem+json')
+    .json(problem.toBody(request.originalUrl));
 }

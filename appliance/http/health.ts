@@ -18,7 +18,9 @@ export interface HealthReport {
  * Runs named checks side by side. A check that throws counts as down with
  * its message, so one broken dependency never hides the state of the others.
  */
-export async function runHealthChecks(checks: Record<string, () => Promise<HealthCheck> | HealthCheck>): Promise<HealthReport> {
+export async function runHealthChecks(
+  checks: Record<string, () => Promise<HealthCheck> | HealthCheck>,
+): Promise<HealthReport> {
   const names = Object.keys(checks);
   const results = await Promise.all(
     names.map(async (name): Promise<HealthCheck> => {
@@ -49,6 +51,9 @@ export function healthHandler(health: () => Promise<HealthReport>) {
       logger.error({ err: error }, 'health check failed');
       return { status: 'degraded', checks: {} };
     });
-    response.status(report.status === 'ok' ? 200 : 503).set('cache-control', 'no-store').json(report);
+    response
+      .status(report.status === 'ok' ? 200 : 503)
+      .set('cache-control', 'no-store')
+      .json(report);
   };
 }

@@ -48,11 +48,21 @@ export const problems = {
   invalidRequest: (detail: string, errors?: FieldError[]) =>
     new ProblemError(400, 'invalid_request', 'Invalid request', detail, errors),
   malformedJson: () =>
-    new ProblemError(400, 'malformed_json', 'Malformed JSON', 'The request body is not valid JSON; send a JSON object.'),
+    new ProblemError(
+      400,
+      'malformed_json',
+      'Malformed JSON',
+      'The request body is not valid JSON; send a JSON object.',
+    ),
   unauthenticated: (detail = 'Sign in first; the request carries no valid session.') =>
     new ProblemError(401, 'unauthenticated', 'Authentication required', detail),
   invalidCredentials: () =>
-    new ProblemError(401, 'invalid_credentials', 'Invalid credentials', 'The username or password is incorrect.'),
+    new ProblemError(
+      401,
+      'invalid_credentials',
+      'Invalid credentials',
+      'The username or password is incorrect.',
+    ),
   forbidden: (detail: string) => new ProblemError(403, 'forbidden', 'Forbidden', detail),
   passwordChangeRequired: () =>
     new ProblemError(
@@ -61,10 +71,16 @@ export const problems = {
       'Password change required',
       'This account still uses its one-time password; set a new one with POST /api/v1/auth/password.',
     ),
-  notFound: (what: string) => new ProblemError(404, 'not_found', 'Not found', `${what} was not found.`),
+  notFound: (what: string) =>
+    new ProblemError(404, 'not_found', 'Not found', `${what} was not found.`),
   conflict: (detail: string) => new ProblemError(409, 'conflict', 'Conflict', detail),
   payloadTooLarge: (limit: number) =>
-    new ProblemError(413, 'payload_too_large', 'Payload too large', `The request body exceeds the limit of ${limit} bytes.`),
+    new ProblemError(
+      413,
+      'payload_too_large',
+      'Payload too large',
+      `The request body exceeds the limit of ${limit} bytes.`,
+    ),
   unsupportedMediaType: () =>
     new ProblemError(
       415,
@@ -80,9 +96,19 @@ export const problems = {
       'The audit record could not be written, so the request was refused and nothing was changed. Check the database and the HSM, then retry.',
     ),
   hsmUnavailable: (detail: string) =>
-    new ProblemError(503, 'hsm_unavailable', 'HSM unavailable', `${detail} The request was refused; nothing was changed.`),
+    new ProblemError(
+      503,
+      'hsm_unavailable',
+      'HSM unavailable',
+      `${detail} The request was refused; nothing was changed.`,
+    ),
   searchUnavailable: (detail: string) =>
     new ProblemError(503, 'search_unavailable', 'Search engine unavailable', detail),
   internal: () =>
-    new ProblemError(500, 'internal_error', 'Internal error', 'The server failed to handle the request; the error was logged with this request id.'),
+    new ProblemError(
+      500,
+      'internal_error',
+      'Internal error',
+      'The server failed to handle the request; the error was logged with this request id.',
+    ),
 };

@@ -14,7 +14,11 @@ describe('HTTP problem details @integration', function () {
   });
 
   it('answers malformed JSON with 400', async function () {
-    const response = await test.anonymous().request('POST', '/auth/login', '{"username": "admin",', { 'content-type': 'application/json' });
+    const response = await test
+      .anonymous()
+      .request('POST', '/auth/login', '{"username": "admin",', {
+        'content-type': 'application/json',
+      });
 
     assert.equal(response.status, 400);
     assert.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8');
@@ -22,7 +26,9 @@ describe('HTTP problem details @integration', function () {
   });
 
   it('answers an oversized body with 413', async function () {
-    const response = await test.anonymous().post('/auth/login', { username: 'admin', password: 'x'.repeat(8192) });
+    const response = await test
+      .anonymous()
+      .post('/auth/login', { username: 'admin', password: 'x'.repeat(8192) });
 
     assert.equal(response.status, 413);
     assert.match(response.body.detail, /limit of 4096 bytes/);
@@ -40,10 +46,10 @@ describe('HTTP problem details @integration', function () {
     const response = await test.anonymous().post('/auth/login', {});
 
     assert.equal(response.status, 400);
-    assert.deepEqual(
-      response.body.errors.map((error: { field: string }) => error.field).sort(),
-      ['password', 'username'],
-    );
+    assert.deepEqual(response.body.errors.map((error: { field: string }) => error.field).sort(), [
+      'password',
+      'username',
+    ]);
     assert.equal(response.body.instance, '/api/v1/auth/login');
   });
 

@@ -52,7 +52,11 @@ export interface RouteResult {
 export type Access = Permission | 'signed-in' | 'public';
 
 /** A route of the API: its audit action and access rule are part of its definition, never optional. */
-export interface RouteSpec<P extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType, B extends z.ZodType = z.ZodType> {
+export interface RouteSpec<
+  P extends z.ZodType = z.ZodType,
+  Q extends z.ZodType = z.ZodType,
+  B extends z.ZodType = z.ZodType,
+> {
   method: 'get' | 'post' | 'patch' | 'put' | 'delete';
   path: string;
   /** Audit action, dotted domain words: `vault.prompt.read`. */
@@ -86,7 +90,11 @@ export interface RouteDependencies {
  * validate, run, audit. A request whose audit record cannot be written is
  * refused with 503, and its writes roll back with the record.
  */
-export function mountRoutes(router: Router, specs: RouteSpec[], dependencies: RouteDependencies): void {
+export function mountRoutes(
+  router: Router,
+  specs: RouteSpec[],
+  dependencies: RouteDependencies,
+): void {
   for (const spec of specs) {
     router[spec.method](spec.path, (request, response) => {
       void handle(spec, request, response, dependencies);
@@ -94,7 +102,12 @@ export function mountRoutes(router: Router, specs: RouteSpec[], dependencies: Ro
   }
 }
 
-async function handle(spec: RouteSpec, request: Request, response: Response, dependencies: RouteDependencies) {
+async function handle(
+  spec: RouteSpec,
+  request: Request,
+  response: Response,
+  dependencies: RouteDependencies,
+) {
   const requestId = String(request.id);
   const sourceIp = request.socket.remoteAddress ?? 'unknown';
   let principal: Principal | undefined;
@@ -135,11 +148,16 @@ async function handle(spec: RouteSpec, request: Request, response: Response, dep
     send(response, result);
   } catch (error) {
     const problem = toProblem(error, { requestId, action: spec.action });
-    const outcome: AuditOutcome = problem.status === 401 || problem.status === 403 ? 'denied' : 'failure';
+    const outcome: AuditOutcome =
+      problem.status === 401 || problem.status === 403 ? 'denied' : 'failure';
 
-    const recorded = audited || (await tryAppend(dependencies.audit, entryFor(spec, context, outcome, problem)));
+    const recorded =
+      audited || (await tryAppend(dependencies.audit, entryFor(spec, context, outcome, problem)));
     const final = recorded ? problem : problems.auditUnavailable();
-    response.status(final.status).type('application/problem+json').json(final.toBody(request.originalUrl));
+    response
+      .status(final.status)
+      .type('application/problem+json')
+      .json(final.toBody(request.originalUrl));
   }
 }
 
@@ -148,10 +166,13 @@ async function authorise(spec: RouteSpec, request: Request, dependencies: RouteD
 
   const principal = await dependencies.authenticate(request);
   if (!principal) throw problems.unauthenticated();
-  if (principal.mustChangePassword && !spec.allowPendingPasswordChange) throw problems.passwordChangeRequired();
+  if (principal.mustChangePassword && !spec.allowPendingPasswordChange)
+    throw problems.passwordChangeRequired();
 
   if (spec.access !== 'signed-in' && !isAllowed(principal.role, spec.access)) {
-    throw problems.forbidden(`The role "${principal.role}" does not grant ${spec.access}; ask an admin for a role that does.`);
+    throw problems.forbidden(
+      `The role "${principal.role}" does not grant ${spec.access}; ask an admin for a role that does.`,
+    );
   }
   return principal;
 }
@@ -174,7 +195,10 @@ function entryFor(
         ? { username: context.actorUsername }
         : {},
     action: spec.action,
-    resource: { type: spec.resource, ...(resourceId ? { id: String(resourceId).slice(0, 64) } : {}) },
+    resource: {
+      type: spec.resource,
+      ...(resourceId ? { id: String(resourceId).slice(0, 64) } : {}),
+    },
     outcome,
     sourceIp: context.sourceIp,
     ...(problem ? { reason: auditReason(problem) } : {}),
@@ -187,12 +211,19 @@ function auditReason(problem: ProblemError): string {
   return fields ? `${problem.code}: ${fields}` : problem.code;
 }
 
-async function appendOrRefuse(audit: AuditTrail, entry: AuditEntry, transaction?: Transaction): Promise<void> {
+async function appendOrRefuse(
+  audit: AuditTrail,
+  entry: AuditEntry,
+  transaction?: Transaction,
+): Promise<void> {
   try {
     if (transaction) await audit.append(entry, transaction);
     else await audit.appendAlone(entry);
   } catch (error) {
-    logger.error({ err: error, requestId: entry.requestId, action: entry.action }, 'audit record could not be written');
+    logger.error(
+      { err: error, requestId: entry.requestId, action: entry.action },
+      'audit record could not be written',
+    );
     throw problems.auditUnavailable();
   }
 }
@@ -202,7 +233,10 @@ async function tryAppend(audit: AuditTrail, entry: AuditEntry): Promise<boolean>
     await audit.appendAlone(entry);
     return true;
   } catch (error) {
-    logger.error({ err: error, requestId: entry.requestId, action: entry.action }, 'audit record could not be written');
+    logger.error(
+      { err: error, requestId: entry.requestId, action: entry.action },
+      'audit record could not be written',
+    );
     return false;
   }
 }

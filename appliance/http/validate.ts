@@ -8,7 +8,11 @@ import { problems, type FieldError } from './problem';
  * `tags.1`); path and query parameters carry a prefix (`params.id`,
  * `query.status`) because they share names with body fields.
  */
-export function validate<T extends z.ZodType>(schema: T, input: unknown, where: string): z.infer<T> {
+export function validate<T extends z.ZodType>(
+  schema: T,
+  input: unknown,
+  where: string,
+): z.infer<T> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
 

@@ -22,7 +22,10 @@ describe('identity @integration', function () {
     const oneTimePassword = fs.readFileSync(passwordFile, 'utf8').trim();
     const client = test.anonymous();
 
-    const login = await client.post('/auth/login', { username: 'admin', password: oneTimePassword });
+    const login = await client.post('/auth/login', {
+      username: 'admin',
+      password: oneTimePassword,
+    });
     assert.equal(login.status, 200);
     assert.equal(login.body.user.mustChangePassword, true);
 
@@ -30,13 +33,19 @@ describe('identity @integration', function () {
     assert.equal(blocked.status, 403);
     assert.match(blocked.body.type, /password_change_required$/);
 
-    const changed = await client.post('/auth/password', { currentPassword: oneTimePassword, newPassword: 'a-new-admin-password' });
+    const changed = await client.post('/auth/password', {
+      currentPassword: oneTimePassword,
+      newPassword: 'a-new-admin-password',
+    });
     assert.equal(changed.status, 204);
     assert.equal(fs.existsSync(passwordFile), false);
     assert.equal((await client.get('/users')).status, 200);
 
     // The harness signs in with its own password, so put that one back.
-    await client.post('/auth/password', { currentPassword: 'a-new-admin-password', newPassword: 'admin-test-password-1' });
+    await client.post('/auth/password', {
+      currentPassword: 'a-new-admin-password',
+      newPassword: 'admin-test-password-1',
+    });
   });
 
   it('sets a host-only secure session cookie', async function () {
@@ -52,7 +61,9 @@ describe('identity @integration', function () {
   });
 
   it('rejects a wrong password with 401 and no cookie', async function () {
-    const response = await test.anonymous().post('/auth/login', { username: 'admin', password: 'not-the-password' });
+    const response = await test
+      .anonymous()
+      .post('/auth/login', { username: 'admin', password: 'not-the-password' });
 
     assert.equal(response.status, 401);
     assert.match(response.body.type, /invalid_credentials$/);
@@ -70,18 +81,30 @@ describe('identity @integration', function () {
 
   it('compares user names after NFKC normalisation', async function () {
     const admin = await test.admin();
-    const created = await admin.post('/users', { username: 'ｆｒａｎｋ', password: 'frank-password-1', role: 'author' });
+    const created = await admin.post('/users', {
+      username: 'ｆｒａｎｋ',
+      password: 'frank-password-1',
+      role: 'author',
+    });
     assert.equal(created.status, 201);
     assert.equal(created.body.username, 'frank');
 
-    const duplicate = await admin.post('/users', { username: 'Frank', password: 'frank-password-2', role: 'author' });
+    const duplicate = await admin.post('/users', {
+      username: 'Frank',
+      password: 'frank-password-2',
+      role: 'author',
+    });
     assert.equal(duplicate.status, 409);
   });
 
   it('names the field of a bad new user', async function () {
     const admin = await test.admin();
 
-    const response = await admin.post('/users', { username: 'grace', password: 'short', role: 'root' });
+    const response = await admin.post('/users', {
+      username: 'grace',
+      password: 'short',
+      role: 'root',
+    });
 
     assert.equal(response.status, 400);
     const fields = response.body.errors.map((error: { field: string }) => error.field).sort();
@@ -95,7 +118,10 @@ describe('identity @integration', function () {
   for (const [method, route, expected] of access) {
     it(`enforces roles on ${method} ${route}`, async function () {
       for (const [role, status] of Object.entries(expected)) {
-        const client = role === 'admin' ? await test.admin() : (await test.userWithRole(role as 'author')).client;
+        const client =
+          role === 'admin'
+            ? await test.admin()
+            : (await test.userWithRole(role as 'author')).client;
         const response = await client.request(method, route);
         assert.equal(response.status, status, `${role} ${method} ${route}`);
       }

@@ -15,8 +15,17 @@ export type Action = (typeof actions)[number];
 export type Permission = `${Resource}:${Action}`;
 
 const grants: Record<Role, readonly Permission[]> = {
-  admin: resources.flatMap((resource) => actions.map((action) => `${resource}:${action}` as Permission)),
-  author: ['prompts:create', 'prompts:read', 'prompts:update', 'folders:create', 'folders:read', 'folders:update'],
+  admin: resources.flatMap((resource) =>
+    actions.map((action) => `${resource}:${action}` as Permission),
+  ),
+  author: [
+    'prompts:create',
+    'prompts:read',
+    'prompts:update',
+    'folders:create',
+    'folders:read',
+    'folders:update',
+  ],
   analyst: ['prompts:read', 'folders:read', 'alerts:read', 'alerts:update'],
   auditor: ['folders:read', 'alerts:read', 'audit:read', 'audit:execute'],
 };

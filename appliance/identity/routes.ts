@@ -34,9 +34,18 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
         const user = await identity.verifyCredentials(context.body.username, context.body.password);
         if (!user) throw problems.invalidCredentials();
 
-        context.principal = { userId: user.id, username: user.username, role: user.role, mustChangePassword: user.mustChangePassword };
+        context.principal = {
+          userId: user.id,
+          username: user.username,
+          role: user.role,
+          mustChangePassword: user.mustChangePassword,
+        };
         const session = await context.commit((transaction) =>
-          identity.sessions.open(user.id, { sourceIp: context.sourceIp, userAgent: context.userAgent }, transaction),
+          identity.sessions.open(
+            user.id,
+            { sourceIp: context.sourceIp, userAgent: context.userAgent },
+            transaction,
+          ),
         );
 
         context.response.cookie(sessionCookieName, session.token, {
@@ -59,8 +68,14 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
       allowPendingPasswordChange: true,
       async handler(context) {
         const token = context.principal?.sessionToken;
-        if (token) await context.commit((transaction) => identity.sessions.close(token, transaction));
-        context.response.clearCookie(sessionCookieName, { httpOnly: true, secure: true, sameSite: 'strict', path: '/' });
+        if (token)
+          await context.commit((transaction) => identity.sessions.close(token, transaction));
+        context.response.clearCookie(sessionCookieName, {
+          httpOnly: true,
+          secure: true,
+          sameSite: 'strict',
+          path: '/',
+        });
       },
     }),
 
@@ -89,7 +104,12 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
       async handler(context) {
         const principal = context.principal!;
         context.resourceId = principal.userId;
-        await identity.changePassword(principal, context.body.currentPassword, context.body.newPassword, context.commit);
+        await identity.changePassword(
+          principal,
+          context.body.currentPassword,
+          context.body.newPassword,
+          context.commit,
+        );
       },
     }),
 
@@ -112,14 +132,21 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
       resource: 'user',
       access: 'users:create',
       body: z.object({
-        username: z.string().min(1).max(64).regex(/^[\p{L}\p{N}._@-]+$/u, 'may contain letters, digits and . _ @ - only'),
+        username: z
+          .string()
+          .min(1)
+          .max(64)
+          .regex(/^[\p{L}\p{N}._@-]+$/u, 'may contain letters, digits and . _ @ - only'),
         password: newPassword,
         role: z.enum(roles),
       }),
       async handler(context) {
         // The id is set inside the commit, so the audit record written with it names the new user.
         const user = await context.commit(async (transaction) => {
-          const created = await identity.users.create({ ...context.body, mustChangePassword: true }, transaction);
+          const created = await identity.users.create(
+            { ...context.body, mustChangePassword: true },
+            transaction,
+          );
           context.resourceId = created.id;
           return created;
         });
@@ -143,6 +170,18 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
   ];
 }
 
-function presentUser(user: { id: string; username: string; role: string; mustChangePassword: boolean; createdAt?: string }) {
-  return { id: user.id, username: user.username, role: user.role, mustChangePassword: user.mustChangePassword, createdAt: user.createdAt };
+function presentUser(user: {
+  id: string;
+  username: string;
+  role: string;
+  mustChangePassword: boolean;
+  createdAt?: string;
+}) {
+  return {
+    id: user.id,
+    username: user.username,
+    role: user.role,
+    mustChangePassword: user.mustChangePassword,
+    createdAt: user.createdAt,
+  };
 }

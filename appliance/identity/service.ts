@@ -50,7 +50,13 @@ export class IdentityService {
 
     const user = await this.users.findById(userId);
     if (!user || user.disabled) return undefined;
-    return { userId: user.id, username: user.username, role: user.role, mustChangePassword: user.mustChangePassword, sessionToken: token };
+    return {
+      userId: user.id,
+      username: user.username,
+      role: user.role,
+      mustChangePassword: user.mustChangePassword,
+      sessionToken: token,
+    };
   }
 
   /** Replaces a password after checking the current one, and ends the user's other sessions. */
@@ -92,7 +98,10 @@ export class IdentityService {
     fs.writeFileSync(passwordFile, `${oneTimePassword}\n`, { mode: 0o600 });
 
     await this.database.write((transaction) =>
-      this.users.create({ username: 'admin', password: oneTimePassword, role: 'admin', mustChangePassword: true }, transaction),
+      this.users.create(
+        { username: 'admin', password: oneTimePassword, role: 'admin', mustChangePassword: true },
+        transaction,
+      ),
     );
     return { created: true, passwordFile };
   }

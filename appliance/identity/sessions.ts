@@ -15,7 +15,10 @@ export interface SessionPolicy {
   absoluteTimeoutSeconds: number;
 }
 
-export const defaultSessionPolicy: SessionPolicy = { idleTimeoutSeconds: 30 * 60, absoluteTimeoutSeconds: 12 * 60 * 60 };
+export const defaultSessionPolicy: SessionPolicy = {
+  idleTimeoutSeconds: 30 * 60,
+  absoluteTimeoutSeconds: 12 * 60 * 60,
+};
 
 interface SessionRow {
   id: string;
@@ -69,16 +72,22 @@ export class SessionStore {
   /** Returns the user id behind a live token, or undefined when it is unknown, idle too long or expired. */
   async resolve(token: string): Promise<string | undefined> {
     const id = hashToken(token);
-    const rows = await this.database.sequelize.query<SessionRow>('SELECT * FROM sessions WHERE id = :id', {
-      type: QueryTypes.SELECT,
-      replacements: { id },
-    });
+    const rows = await this.database.sequelize.query<SessionRow>(
+      'SELECT * FROM sessions WHERE id = :id',
+      {
+        type: QueryTypes.SELECT,
+        replacements: { id },
+      },
+    );
     if (!rows.length) return undefined;
 
     const row = rows[0];
     const now = Date.now();
     const idleSince = Date.parse(row.last_seen_at);
-    if (now > Date.parse(row.expires_at) || now - idleSince > this.policy.idleTimeoutSeconds * 1000) {
+    if (
+      now > Date.parse(row.expires_at) ||
+      now - idleSince > this.policy.idleTimeoutSeconds * 1000
+    ) {
       await this.database.write((transaction) => this.closeById(id, transaction));
       return undefined;
     }
@@ -100,14 +109,20 @@ export class SessionStore {
 
   /** Ends every session of a user, for example after a password change. */
   async closeAllFor(userId: string, transaction: Transaction, exceptToken?: string): Promise<void> {
-    await this.database.sequelize.query('DELETE FROM sessions WHERE user_id = :userId AND id != :keep', {
-      transaction,
-      replacements: { userId, keep: exceptToken ? hashToken(exceptToken) : '' },
-    });
+    await this.database.sequelize.query(
+      'DELETE FROM sessions WHERE user_id = :userId AND id != :keep',
+      {
+        transaction,
+        replacements: { userId, keep: exceptToken ? hashToken(exceptToken) : '' },
+      },
+    );
   }
 
   private async closeById(id: string, transaction: Transaction): Promise<void> {
-    await this.database.sequelize.query('DELETE FROM sessions WHERE id = :id', { transaction, replacements: { id } });
+    await this.database.sequelize.query('DELETE FROM sessions WHERE id = :id', {
+      transaction,
+      replacements: { id },
+    });
   }
 }
 

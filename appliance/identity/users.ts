@@ -36,44 +36,59 @@ export class UserDirectory {
   constructor(private readonly database: Database) {}
 
   async count(): Promise<number> {
-    const [row] = await this.database.sequelize.query<{ n: number }>('SELECT COUNT(*) AS n FROM users', {
-      type: QueryTypes.SELECT,
-    });
+    const [row] = await this.database.sequelize.query<{ n: number }>(
+      'SELECT COUNT(*) AS n FROM users',
+      {
+        type: QueryTypes.SELECT,
+      },
+    );
     return row.n;
   }
 
   async findWithHash(username: string): Promise<{ user: User; passwordHash: string } | undefined> {
-    const rows = await this.database.sequelize.query<UserRow>('SELECT * FROM users WHERE username = :username', {
-      type: QueryTypes.SELECT,
-      replacements: { username: normaliseUsername(username) },
-    });
+    const rows = await this.database.sequelize.query<UserRow>(
+      'SELECT * FROM users WHERE username = :username',
+      {
+        type: QueryTypes.SELECT,
+        replacements: { username: normaliseUsername(username) },
+      },
+    );
     return rows.length ? { user: toUser(rows[0]), passwordHash: rows[0].password_hash } : undefined;
   }
 
   async findById(id: string, transaction?: Transaction): Promise<User | undefined> {
-    const rows = await this.database.sequelize.query<UserRow>('SELECT * FROM users WHERE id = :id', {
-      type: QueryTypes.SELECT,
-      transaction,
-      replacements: { id },
-    });
+    const rows = await this.database.sequelize.query<UserRow>(
+      'SELECT * FROM users WHERE id = :id',
+      {
+        type: QueryTypes.SELECT,
+        transaction,
+        replacements: { id },
+      },
+    );
     return rows.length ? toUser(rows[0]) : undefined;
   }
 
   async passwordHashOf(id: string, transaction?: Transaction): Promise<string> {
-    const rows = await this.database.sequelize.query<UserRow>('SELECT password_hash FROM users WHERE id = :id', {
-      type: QueryTypes.SELECT,
-      transaction,
-      replacements: { id },
-    });
+    const rows = await this.database.sequelize.query<UserRow>(
+      'SELECT password_hash FROM users WHERE id = :id',
+      {
+        type: QueryTypes.SELECT,
+        transaction,
+        replacements: { id },
+      },
+    );
     if (!rows.length) throw problems.notFound(`User ${id}`);
     return rows[0].password_hash;
   }
 
   async list(transaction?: Transaction): Promise<User[]> {
-    const rows = await this.database.sequelize.query<UserRow>('SELECT * FROM users ORDER BY username', {
-      type: QueryTypes.SELECT,
-      transaction,
-    });
+    const rows = await this.database.sequelize.query<UserRow>(
+      'SELECT * FROM users ORDER BY username',
+      {
+        type: QueryTypes.SELECT,
+        transaction,
+      },
+    );
     return rows.map(toUser);
   }
 
@@ -83,12 +98,18 @@ export class UserDirectory {
     transaction: Transaction,
   ): Promise<User> {
     const username = normaliseUsername(input.username);
-    const existing = await this.database.sequelize.query('SELECT id FROM users WHERE username = :username', {
-      type: QueryTypes.SELECT,
-      transaction,
-      replacements: { username },
-    });
-    if (existing.length) throw problems.conflict(`A user named "${username}" already exists; choose another username.`);
+    const existing = await this.database.sequelize.query(
+      'SELECT id FROM users WHERE username = :username',
+      {
+        type: QueryTypes.SELECT,
+        transaction,
+        replacements: { username },
+      },
+    );
+    if (existing.length)
+      throw problems.conflict(
+        `A user named "${username}" already exists; choose another username.`,
+      );
 
     const now = new Date().toISOString();
     const id = crypto.randomUUID();
@@ -107,13 +128,23 @@ export class UserDirectory {
         },
       },
     );
-    return { id, username, role: input.role, mustChangePassword: input.mustChangePassword, disabled: false, createdAt: now };
+    return {
+      id,
+      username,
+      role: input.role,
+      mustChangePassword: input.mustChangePassword,
+      disabled: false,
+      createdAt: now,
+    };
   }
 
   async setPassword(id: string, password: string, transaction: Transaction): Promise<void> {
     await this.database.sequelize.query(
       `UPDATE users SET password_hash = :hash, must_change_password = 0, updated_at = :now WHERE id = :id`,
-      { transaction, replacements: { id, hash: await hashPassword(password), now: new Date().toISOString() } },
+      {
+        transaction,
+        replacements: { id, hash: await hashPassword(password), now: new Date().toISOString() },
+      },
     );
   }
 }

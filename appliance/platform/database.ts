@@ -19,7 +19,9 @@ export class Database {
   /** Runs `work` in an IMMEDIATE transaction once every earlier writer has finished. */
   write<T>(work: (transaction: Transaction) => Promise<T>): Promise<T> {
     const run = () =>
-      this.sequelize.transaction({ type: Transaction.TYPES.IMMEDIATE }, (transaction) => work(transaction));
+      this.sequelize.transaction({ type: Transaction.TYPES.IMMEDIATE }, (transaction) =>
+        work(transaction),
+      );
     const result = this.queue.then(run, run);
     this.queue = result.catch(() => undefined);
     return result;

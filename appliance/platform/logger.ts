@@ -33,7 +33,10 @@ export const redactedPaths = [
  * Stderr keeps stdout free for what appliancectl prints (`--json` output).
  */
 export function createLogger(name: string, level = process.env.LOG_LEVEL ?? 'info'): Logger {
-  return pino({ name, level, redact: { paths: redactedPaths, censor: '[redacted]' } }, pino.destination({ dest: 2, sync: true }));
+  return pino(
+    { name, level, redact: { paths: redactedPaths, censor: '[redacted]' } },
+    pino.destination({ dest: 2, sync: true }),
+  );
 }
 
 export const logger = createLogger('appliance');

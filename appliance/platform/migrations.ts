@@ -30,7 +30,10 @@ export function createMigrator(database: Database): Umzug<QueryInterface> {
       };
     }),
     context,
-    storage: new SequelizeStorage({ sequelize: database.sequelize, tableName: 'schema_migrations' }),
+    storage: new SequelizeStorage({
+      sequelize: database.sequelize,
+      tableName: 'schema_migrations',
+    }),
     logger: {
       info: (event) => logger.info(event, 'migration'),
       warn: (event) => logger.warn(event, 'migration'),

@@ -32,8 +32,18 @@ export class ApiClient {
   }
 
   /** Sends a request; `body` is serialised as JSON unless it is already a string or Buffer. */
-  request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
-    const payload = body === undefined ? undefined : typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+  request<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<ApiResponse<T>> {
+    const payload =
+      body === undefined
+        ? undefined
+        : typeof body === 'string' || Buffer.isBuffer(body)
+          ? body
+          : JSON.stringify(body);
     const url = new URL(`/api/v1${path}`, this.baseUrl);
 
     return new Promise((resolve, reject) => {
@@ -44,7 +54,9 @@ export class ApiClient {
           ca: this.ca,
           headers: {
             accept: 'application/json',
-            ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+            ...(payload !== undefined
+              ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+              : {}),
             ...(this.cookie ? { cookie: this.cookie } : {}),
             ...headers,
           },
@@ -55,7 +67,11 @@ export class ApiClient {
           response.on('end', () => {
             this.keepSessionCookie(response.headers['set-cookie']);
             const text = Buffer.concat(chunks).toString('utf8');
-            resolve({ status: response.statusCode ?? 0, headers: response.headers, body: (text ? safeJson(text) : undefined) as T });
+            resolve({
+              status: response.statusCode ?? 0,
+              headers: response.headers,
+              body: (text ? safeJson(text) : undefined) as T,
+            });
           });
           response.on('error', reject);
         },

@@ -33,7 +33,9 @@ export interface TestAppliance {
  * `search: true` it also connects to the test run's OpenSearch node under a
  * unique index prefix.
  */
-export async function startTestAppliance(options: { search?: boolean; env?: Record<string, string> } = {}): Promise<TestAppliance> {
+export async function startTestAppliance(
+  options: { search?: boolean; env?: Record<string, string> } = {},
+): Promise<TestAppliance> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'appliance-test-'));
   const config = loadConfig({
     APPLIANCE_DATA_DIR: dataDir,
@@ -54,11 +56,23 @@ export async function startTestAppliance(options: { search?: boolean; env?: Reco
     const passwordFile = path.join(config.secretsDir, initialAdminPasswordFile);
     if (fs.existsSync(passwordFile)) {
       const oneTimePassword = fs.readFileSync(passwordFile, 'utf8').trim();
-      await expectStatus(client.post('/auth/login', { username: 'admin', password: oneTimePassword }), 200);
-      await expectStatus(client.post('/auth/password', { currentPassword: oneTimePassword, newPassword: adminTestPassword }), 204);
+      await expectStatus(
+        client.post('/auth/login', { username: 'admin', password: oneTimePassword }),
+        200,
+      );
+      await expectStatus(
+        client.post('/auth/password', {
+          currentPassword: oneTimePassword,
+          newPassword: adminTestPassword,
+        }),
+        204,
+      );
     } else {
       // A test already replaced the one-time password with this one.
-      await expectStatus(client.post('/auth/login', { username: 'admin', password: adminTestPassword }), 200);
+      await expectStatus(
+        client.post('/auth/login', { username: 'admin', password: adminTestPassword }),
+        200,
+      );
     }
     adminClient = client;
     return client;
@@ -73,11 +87,17 @@ export async function startTestAppliance(options: { search?: boolean; env?: Reco
       const username = `${role}-${crypto.randomBytes(3).toString('hex')}`;
       const initial = `initial-${crypto.randomBytes(8).toString('hex')}`;
       const password = `password-${crypto.randomBytes(8).toString('hex')}`;
-      await expectStatus((await admin()).post('/users', { username, password: initial, role }), 201);
+      await expectStatus(
+        (await admin()).post('/users', { username, password: initial, role }),
+        201,
+      );
 
       const client = newClient();
       await expectStatus(client.post('/auth/login', { username, password: initial }), 200);
-      await expectStatus(client.post('/auth/password', { currentPassword: initial, newPassword: password }), 204);
+      await expectStatus(
+        client.post('/auth/password', { currentPassword: initial, newPassword: password }),
+        204,
+      );
       return { client, username, password };
     },
     async close() {
@@ -103,7 +123,9 @@ export function sharedTokenEnv(): Record<string, string> {
 async function expectStatus(pending: Promise<{ status: number; body: unknown }>, status: number) {
   const response = await pending;
   if (response.status !== status) {
-    throw new Error(`expected HTTP ${status}, got ${response.status}: ${JSON.stringify(response.body)}`);
+    throw new Error(
+      `expected HTTP ${status}, got ${response.status}: ${JSON.stringify(response.body)}`,
+    );
   }
   return response;
 }

@@ -410,10 +410,7 @@ describe('vault API @integration', () => {
       });
 
       expectStatus(response, 413);
-      assert.equal(
-        response.body.type,
-        'urn:prompt-bank-appliance:problem:payload_too_large',
-      );
+      assert.equal(response.body.type, 'urn:prompt-bank-appliance:problem:payload_too_large');
     });
 
     it('rejects malformed JSON with 400', async () => {
@@ -459,10 +456,7 @@ describe('vault API @integration', () => {
             );
           } else {
             expectStatus(response, 403);
-            assert.equal(
-              response.body.type,
-              'urn:prompt-bank-appliance:problem:forbidden',
-            );
+            assert.equal(response.body.type, 'urn:prompt-bank-appliance:problem:forbidden');
           }
         });
       }

@@ -27,7 +27,9 @@ async function main(): Promise<void> {
 
   if ('collector'.startsWith(filter) || filter.startsWith('collector')) {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-search-'));
-    const node = process.env.SEARCH_URL ? undefined : searchNode({ port: 9260, dataDir, heap: process.env.SEARCH_NODE_HEAP ?? '1g' });
+    const node = process.env.SEARCH_URL
+      ? undefined
+      : searchNode({ port: 9260, dataDir, heap: process.env.SEARCH_NODE_HEAP ?? '1g' });
     await node?.start();
     try {
       results.push(await runCollectorBench({ searchUrl: process.env.SEARCH_URL ?? node!.url }));
@@ -42,7 +44,9 @@ async function main(): Promise<void> {
 }
 
 function printTable(results: BenchResult[]): void {
-  console.log(`${'benchmark'.padEnd(36)} ${'ours'.padStart(12)} ${'peer'.padStart(12)} ${'ratio'.padStart(7)}  unit`);
+  console.log(
+    `${'benchmark'.padEnd(36)} ${'ours'.padStart(12)} ${'peer'.padStart(12)} ${'ratio'.padStart(7)}  unit`,
+  );
   for (const result of results) {
     console.log(
       `${result.name.padEnd(36)} ${result.ours.toFixed(1).padStart(12)} ${result.peer.toFixed(1).padStart(12)} ${result.ratio.toFixed(3).padStart(7)}  ${result.unit}`,
