@@ -1,7 +1,4 @@
 import fs from 'node:fs';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import tls from 'node:tls';
 
 import { ensureToken, openKeyProvider } from '../hsm';
 import type { KeyProvider } from '../hsm/key-provider';
@@ -17,7 +14,7 @@ import type { ApplianceConfig } from './platform/config';
 import { openDatabase, type Database } from './platform/database';
 import { logger } from './platform/logger';
 import { migrate } from './platform/migrations';
-import { ensureSelfSignedCertificate } from './platform/tls';
+import { listenHttps } from './platform/https-server';
 import { vaultRoutes } from './vault/routes';
 import { createVault } from './vault/vault';
 import { connectEvents, type EventServices } from './events';
@@ -91,22 +88,11 @@ export async function startAppliance(
     health: () => checkHealth(keys, database, events),
   });
 
-  const certificate = ensureSelfSignedCertificate(config.tlsDir);
-  const server = https.createServer(
-    {
-      key: fs.readFileSync(certificate.keyFile),
-      cert: fs.readFileSync(certificate.certFile),
-      minVersion: 'TLSv1.3' as tls.SecureVersion,
-    },
-    app,
-  );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? config.port, config.host, resolve);
+  const { server, url } = await listenHttps(app, {
+    tlsDir: config.tlsDir,
+    host: config.host,
+    port: options.port ?? config.port,
   });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `https://${host}:${address.port}`;
 
   forwarder?.start();
   events?.start();

@@ -9,11 +9,8 @@
  *   node --import tsx scripts/bench/vault.ts [durationMs]   prints JSON
  */
 import fs from 'node:fs';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { pathToFileURL } from 'node:url';
 
 import { ensureToken, openKeyProvider } from '../../hsm';
@@ -26,7 +23,7 @@ import { loadConfig, type ApplianceConfig } from '../../appliance/platform/confi
 import { openDatabase } from '../../appliance/platform/database';
 import { logger } from '../../appliance/platform/logger';
 import { migrate } from '../../appliance/platform/migrations';
-import { ensureSelfSignedCertificate } from '../../appliance/platform/tls';
+import { listenHttps } from '../../appliance/platform/https-server';
 import { ApiClient } from '../../appliance/testing/api-client';
 import type { PromptEncryption, PromptSealer } from '../../appliance/vault/envelope';
 import { vaultRoutes } from '../../appliance/vault/routes';
@@ -235,24 +232,12 @@ async function startServer(
     authenticate: (request) => identity.authenticate(request),
     maxBodyBytes: config.maxBodyBytes,
   });
-  const certificate = ensureSelfSignedCertificate(path.join(dir, 'tls'));
-  const server = https.createServer(
-    {
-      key: fs.readFileSync(certificate.keyFile),
-      cert: fs.readFileSync(certificate.certFile),
-      minVersion: 'TLSv1.3' as tls.SecureVersion,
-    },
-    app,
-  );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+  const { server, url, certFile } = await listenHttps(app, {
+    tlsDir: path.join(dir, 'tls'),
+    host: '127.0.0.1',
+    port: 0,
   });
-
-  const client = new ApiClient(
-    `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    fs.readFileSync(certificate.certFile),
-  );
+  const client = new ApiClient(url, fs.readFileSync(certFile));
   await signInAdmin(client, secretsDir);
 
   return {
