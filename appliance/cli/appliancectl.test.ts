@@ -89,7 +89,7 @@ describe('appliancectl @integration', function () {
     const run = await appliancectl(['status'], { ...env, APPLIANCE_PORT: '1' });
 
     assert.equal(run.code, exitCodes.unavailable);
-    assert.match(run.stderr, /does not answer/);
+    assert.match(run.stderr, /does not respond/);
   });
 
   it('ingests an auth log from a file and from stdin', async function () {

@@ -75,7 +75,7 @@ function loadOrExplain(): ApplianceConfig {
 }
 
 /**
- * Starts the bundled node unless one already answers on its port, and points
+ * Starts the bundled node unless one already responds on its port, and points
  * the appliance at it. A node that was already up is left running on stop.
  */
 async function startBundledSearchNode(config: ApplianceConfig): Promise<SearchNode | undefined> {

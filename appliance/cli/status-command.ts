@@ -60,7 +60,7 @@ function fetchHealth(): Promise<HealthReport> {
           } catch {
             reject(
               new CliError(
-                `${url} answered HTTP ${response.statusCode} without a health document`,
+                `${url} returned HTTP ${response.statusCode} without a health document`,
                 exitCodes.unavailable,
               ),
             );
@@ -69,12 +69,12 @@ function fetchHealth(): Promise<HealthReport> {
       },
     );
     request.on('timeout', () =>
-      request.destroy(new Error(`no answer within ${requestTimeoutMs} ms`)),
+      request.destroy(new Error(`no response within ${requestTimeoutMs} ms`)),
     );
     request.on('error', (error) =>
       reject(
         new CliError(
-          `the appliance does not answer at ${url}: ${error.message}`,
+          `the appliance does not respond at ${url}: ${error.message}`,
           exitCodes.unavailable,
         ),
       ),
