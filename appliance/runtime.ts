@@ -3,12 +3,16 @@ import fs from 'node:fs';
 import { ensureToken, openKeyProvider } from '../hsm';
 import type { KeyProvider } from '../hsm/key-provider';
 import { AuditForwarder } from './audit/forwarder';
+import { checkpointRoutes } from './audit/checkpoints-routes';
+import { CheckpointingAuditTrail } from './audit/checkpoints-trail';
 import { auditRoutes } from './audit/routes';
-import { AuditTrail } from './audit/trail';
+import type { AuditTrail } from './audit/trail';
 import { createApp } from './http/app';
 import { runHealthChecks, type HealthReport } from './http/health';
 import type { RouteSpec } from './http/route';
 import { identityRoutes } from './identity/routes';
+import { keyRoutes } from './keys/routes';
+import { KeyInventory } from './keys/service';
 import { IdentityService } from './identity/service';
 import type { ApplianceConfig } from './platform/config';
 import { openDatabase, type Database } from './platform/database';
@@ -59,8 +63,12 @@ export async function startAppliance(
   const applied = await migrate(database);
   if (applied.length) logger.info({ migrations: applied }, 'database migrated');
 
-  const audit = new AuditTrail(database, keys);
-  const identity = new IdentityService(database, config.secretsDir);
+  const audit = new CheckpointingAuditTrail(database, keys, {
+    records: config.audit.checkpointRecords,
+    minutes: config.audit.checkpointMinutes,
+  });
+  const keyInventory = await KeyInventory.open(config, database, keys, token);
+  const identity = new IdentityService(database, config.secretsDir, keys);
   const bootstrap = await identity.bootstrapFirstAdmin();
   if (bootstrap.created)
     logger.info(
@@ -76,7 +84,9 @@ export async function startAppliance(
   const routes: RouteSpec[] = [
     ...identityRoutes(identity),
     ...auditRoutes(audit),
+    ...checkpointRoutes(audit.checkpoints, keys),
     ...vaultRoutes(vault),
+    ...keyRoutes(keyInventory),
     ...(events?.routes ?? []),
   ];
   const app = createApp({
@@ -94,6 +104,7 @@ export async function startAppliance(
     port: options.port ?? config.port,
   });
 
+  audit.start();
   forwarder?.start();
   events?.start();
   logger.info({ url }, 'appliance listening');
@@ -110,6 +121,7 @@ export async function startAppliance(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      await audit.stop();
       await forwarder?.stop();
       await events?.stop();
       await database.close();

@@ -10,6 +10,15 @@ import type { EcsEvent } from './ecs.js';
  * once.
  */
 
+/**
+ * ECS categorisation of actions that differ from their domain's: reading
+ * one's own session and changing a password are not authentication attempts.
+ */
+const actionCategories: Record<string, { category: string[]; type: string[] }> = {
+  'auth.session.read': { category: ['session'], type: ['info'] },
+  'auth.password.change': { category: ['iam'], type: ['user', 'change'] },
+};
+
 /** ECS categorisation by the first segment of the action (`auth.login` → `auth`). */
 const categories: Record<string, { category: string[]; type: string[] }> = {
   auth: { category: ['authentication'], type: ['info'] },
@@ -47,7 +56,8 @@ export function auditRecordToEcs(record: AuditRecord): EcsEvent {
     },
   };
 
-  const categorisation = categories[record.action.split('.')[0]!];
+  const categorisation =
+    actionCategories[record.action] ?? categories[record.action.split('.')[0]!];
   if (categorisation) {
     event.event.category = [...categorisation.category];
     event.event.type = [...categorisation.type];

@@ -55,6 +55,7 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_hash" ]]; then
   if [[ -d /usr/include/node ]]; then
     export npm_config_nodedir=/usr
   fi
+  echo "install-deps: installing npm packages; native modules are compiled on the first run, which takes a few minutes" >&2
   npm ci --no-audit --no-fund
   echo "$lock_hash" >"$stamp"
 fi

@@ -4,7 +4,8 @@ import os from 'node:os';
 
 import { openKeyProvider } from '../../hsm';
 import type { KeyProvider } from '../../hsm/key-provider';
-import { AuditTrail, type AuditEntry } from '../audit/trail';
+import { CheckpointingAuditTrail } from '../audit/checkpoints-trail';
+import type { AuditEntry } from '../audit/trail';
 import { loadConfig, type ApplianceConfig } from '../platform/config';
 import { openDatabase, type Database } from '../platform/database';
 import { CliError, exitCodes } from './exit-codes';
@@ -14,7 +15,7 @@ export interface LocalAppliance {
   config: ApplianceConfig;
   database: Database;
   keys: KeyProvider;
-  audit: AuditTrail;
+  audit: CheckpointingAuditTrail;
   /** Appends an audit record for a CLI action, acted by the operating-system user. */
   recordCliAction(
     action: string,
@@ -49,7 +50,10 @@ export async function openLocalAppliance(): Promise<LocalAppliance> {
   }
 
   const database = await openDatabase(config.databaseFile);
-  const audit = new AuditTrail(database, keys);
+  const audit = new CheckpointingAuditTrail(database, keys, {
+    records: config.audit.checkpointRecords,
+    minutes: config.audit.checkpointMinutes,
+  });
   const operator = `cli:${os.userInfo().username}`;
 
   return {
@@ -75,6 +79,7 @@ export async function openLocalAppliance(): Promise<LocalAppliance> {
       }
     },
     async close() {
+      await audit.stop();
       await database.close();
       keys.close();
     },

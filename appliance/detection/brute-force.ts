@@ -9,10 +9,20 @@ export interface BruteForceSettings {
 }
 
 /**
- * `auth.brute_force`: at least `threshold` failed logins from one
- * `source.ip` within any window of `windowSeconds`. It counts sshd failures
- * from collected auth logs and the appliance's own failed `auth.login`
- * audit records alike, since both carry `event.category: authentication`.
+ * Event actions that stand for one password or key attempt each: sshd's
+ * "Failed password" / "Failed publickey" lines and the appliance's own
+ * sign-in and MFA steps. sshd logs one attempt on several lines (an
+ * "Invalid user" notice, a PAM "authentication failure", the "Failed
+ * password" line), and the appliance records failed session checks, so
+ * counting every failed authentication event would count one guess two or
+ * three times and turn page loads into guesses.
+ */
+export const loginAttemptActions = ['ssh_login', 'auth.login', 'auth.mfa.verify'];
+
+/**
+ * `auth.brute_force`: at least `threshold` failed login attempts from one
+ * `source.ip` within any window of `windowSeconds`, counting sshd failures
+ * from collected auth logs and the appliance's own failed sign-ins alike.
  * Severity is high, and critical once a window contains 10 times the threshold.
  */
 export function bruteForceRule(settings: BruteForceSettings): DetectionRule {
@@ -24,6 +34,7 @@ export function bruteForceRule(settings: BruteForceSettings): DetectionRule {
     windowMs,
     criteria: [
       { term: { 'event.category': 'authentication' } },
+      { terms: { 'event.action': loginAttemptActions } },
       { term: { 'event.outcome': 'failure' } },
     ],
 

@@ -149,7 +149,9 @@ async function handle(
   } catch (error) {
     const problem = toProblem(error, { requestId, action: spec.action });
     const outcome: AuditOutcome =
-      problem.status === 401 || problem.status === 403 ? 'denied' : 'failure';
+      problem.status === 401 || problem.status === 403 || problem.status === 429
+        ? 'denied'
+        : 'failure';
 
     const recorded =
       audited || (await tryAppend(dependencies.audit, entryFor(spec, context, outcome, problem)));

@@ -6,7 +6,15 @@
 export const roles = ['admin', 'author', 'analyst', 'auditor'] as const;
 export type Role = (typeof roles)[number];
 
-export const resources = ['prompts', 'folders', 'alerts', 'audit', 'users', 'settings'] as const;
+export const resources = [
+  'prompts',
+  'folders',
+  'alerts',
+  'audit',
+  'users',
+  'settings',
+  'keys',
+] as const;
 export type Resource = (typeof resources)[number];
 
 export const actions = ['create', 'read', 'update', 'delete', 'execute'] as const;
@@ -27,7 +35,7 @@ const grants: Record<Role, readonly Permission[]> = {
     'folders:update',
   ],
   analyst: ['prompts:read', 'folders:read', 'alerts:read', 'alerts:update'],
-  auditor: ['folders:read', 'alerts:read', 'audit:read', 'audit:execute'],
+  auditor: ['folders:read', 'alerts:read', 'audit:read', 'audit:execute', 'keys:read'],
 };
 
 const grantSets = new Map<Role, ReadonlySet<Permission>>(

@@ -4,7 +4,9 @@ import { problems } from '../http/problem';
 import { route, type RouteSpec } from '../http/route';
 import type { IdentityService } from './service';
 import { roles } from './permissions';
-import { minimumPasswordLength } from './passwords';
+import { chosenPassword } from './password-policy';
+import { assertLoginAllowed, hostCookieOptions, presentUser, startSession } from './login-steps';
+import { mfaRoutes, startMfaChallenge } from './mfa-routes';
 import { sessionCookieName } from './sessions';
 
 const credentials = z.object({
@@ -12,16 +14,15 @@ const credentials = z.object({
   password: z.string().min(1).max(1024),
 });
 
-const newPassword = z
-  .string()
-  .min(minimumPasswordLength, `must be at least ${minimumPasswordLength} characters`)
-  .max(1024);
+const newPassword = chosenPassword;
 
 const userId = z.object({ id: z.uuid() });
 
 /** Sign-in, sign-out, password change and user administration. */
 export function identityRoutes(identity: IdentityService): RouteSpec[] {
   return [
+    ...mfaRoutes(identity),
+
     route({
       method: 'post',
       path: '/auth/login',
@@ -30,31 +31,21 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
       access: 'public',
       body: credentials,
       async handler(context) {
-        context.actorUsername = context.body.username.slice(0, 64);
-        const user = await identity.verifyCredentials(context.body.username, context.body.password);
-        if (!user) throw problems.invalidCredentials();
+        const { username, password } = context.body;
+        context.actorUsername = username.slice(0, 64);
+        await assertLoginAllowed(identity, context, username);
 
-        context.principal = {
-          userId: user.id,
-          username: user.username,
-          role: user.role,
-          mustChangePassword: user.mustChangePassword,
-        };
-        const session = await context.commit((transaction) =>
-          identity.sessions.open(
-            user.id,
-            { sourceIp: context.sourceIp, userAgent: context.userAgent },
-            transaction,
-          ),
-        );
+        const user = await identity.verifyCredentials(username, password);
+        if (!user) {
+          await identity.throttle.recordFailure(username, context.sourceIp);
+          throw problems.invalidCredentials();
+        }
 
-        context.response.cookie(sessionCookieName, session.token, {
-          httpOnly: true,
-          secure: true,
-          sameSite: 'strict',
-          path: '/',
-          expires: session.expiresAt,
-        });
+        if (await identity.totp.isActive(user.id)) {
+          return { body: await startMfaChallenge(identity, context, user) };
+        }
+
+        await startSession(identity, context, user);
         return { body: { user: presentUser(user) } };
       },
     }),
@@ -70,12 +61,7 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
         const token = context.principal?.sessionToken;
         if (token)
           await context.commit((transaction) => identity.sessions.close(token, transaction));
-        context.response.clearCookie(sessionCookieName, {
-          httpOnly: true,
-          secure: true,
-          sameSite: 'strict',
-          path: '/',
-        });
+        context.response.clearCookie(sessionCookieName, hostCookieOptions);
       },
     }),
 
@@ -89,7 +75,9 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
       async handler(context) {
         const user = await identity.users.findById(context.principal!.userId);
         if (!user) throw problems.unauthenticated();
-        return { body: { user: presentUser(user) } };
+        return {
+          body: { user: presentUser(user), mfa: { totp: await identity.totp.isActive(user.id) } },
+        };
       },
     }),
 
@@ -168,20 +156,4 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
       },
     }),
   ];
-}
-
-function presentUser(user: {
-  id: string;
-  username: string;
-  role: string;
-  mustChangePassword: boolean;
-  createdAt?: string;
-}) {
-  return {
-    id: user.id,
-    username: user.username,
-    role: user.role,
-    mustChangePassword: user.mustChangePassword,
-    createdAt: user.createdAt,
-  };
 }

@@ -5,27 +5,42 @@ import path from 'node:path';
 import type { Request } from 'express';
 import type { Transaction } from 'sequelize';
 
+import type { KeyProvider } from '../../hsm/key-provider';
 import type { Database } from '../platform/database';
 import { problems } from '../http/problem';
 import type { Principal, RouteContext } from '../http/route';
 import { decoyPasswordHash, verifyPassword } from './passwords';
+import { LoginThrottle } from './login-throttle';
+import { MfaChallenges } from './mfa-challenges';
+import { RecoveryCodes } from './recovery-codes';
 import { SessionStore, sessionCookieName } from './sessions';
+import { TotpAuthenticators } from './totp';
 import { UserDirectory, type User } from './users';
 
 /** File, under the secrets directory, that holds the first admin's one-time password until it is changed. */
 export const initialAdminPasswordFile = 'initial-admin-password';
 
-/** Accounts, credentials and sessions. */
+/** Accounts, credentials, second factors and sessions. */
 export class IdentityService {
   readonly users: UserDirectory;
   readonly sessions: SessionStore;
+  readonly throttle: LoginThrottle;
+  readonly totp: TotpAuthenticators;
+  readonly recoveryCodes: RecoveryCodes;
+  readonly mfaChallenges: MfaChallenges;
 
+  /** Without `keys`, TOTP enrolment and verification fail with 503 (hsm_unavailable). */
   constructor(
     private readonly database: Database,
     private readonly secretsDir: string,
+    keys?: KeyProvider,
   ) {
     this.users = new UserDirectory(database);
     this.sessions = new SessionStore(database);
+    this.throttle = new LoginThrottle();
+    this.totp = new TotpAuthenticators(database, keys);
+    this.recoveryCodes = new RecoveryCodes(database);
+    this.mfaChallenges = new MfaChallenges(database);
   }
 
   /** Returns the user when the password matches an enabled account; takes as long for an unknown name. */

@@ -32,6 +32,12 @@ export interface ApplianceConfig {
     massReadWindowSeconds: number;
     massReadBaselineFactor: number;
   };
+  audit: {
+    /** Records appended since the last signed checkpoint that trigger the next one. */
+    checkpointRecords: number;
+    /** Minutes after the last checkpoint when new records get one even below checkpointRecords. */
+    checkpointMinutes: number;
+  };
   maxBodyBytes: number;
 }
 
@@ -77,6 +83,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApplianceConfi
       massReadThreshold: integer(env, 'MASS_READ_THRESHOLD', 50),
       massReadWindowSeconds: integer(env, 'MASS_READ_WINDOW_SECONDS', 600),
       massReadBaselineFactor: integer(env, 'MASS_READ_BASELINE_FACTOR', 5),
+    },
+    audit: {
+      checkpointRecords: integer(env, 'AUDIT_CHECKPOINT_RECORDS', 1000),
+      checkpointMinutes: integer(env, 'AUDIT_CHECKPOINT_MINUTES', 15),
     },
     maxBodyBytes: integer(env, 'APPLIANCE_MAX_BODY_BYTES', 1024 * 1024),
   };

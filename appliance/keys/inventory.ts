@@ -1,0 +1,164 @@
+import { QueryTypes } from 'sequelize';
+
+import type { Database } from '../platform/database';
+import { readKeyCreation, type KeyClass, type KeyCreation, type TokenKey } from './key-records';
+
+/** Location of the wrapped data keys, as the inventory names it. */
+export const dataKeyLocation = 'sqlite:prompt_data_keys';
+
+/**
+ * State of a key: `active` keys protect new data, `decrypt-only` keys only
+ * open data protected before a newer version, `destroyed` keys are gone from
+ * the token, so what depends on them cannot be opened here.
+ */
+export type KeyState = 'active' | 'decrypt-only' | 'destroyed';
+
+/** One row of the key inventory, shaped for the console. */
+export interface KeyInventoryItem {
+  keyClass: KeyClass;
+  /** RFC 7512 PKCS#11 URI of a token key, or where wrapped data keys are stored. */
+  location: string;
+  /** CKA_LABEL of a token key. */
+  label?: string;
+  algorithm: string;
+  keyVersion: number;
+  /** Undefined for a master key that only stored data keys name. */
+  created?: KeyCreation;
+  state: KeyState;
+  /** The objects this key protects and how many there are. */
+  dependents: { type: 'data-key' | 'audit-record' | 'audit-checkpoint' | 'prompt'; count: number };
+  /** For a data-key aggregate: the master key that wraps these data keys. */
+  masterKeyUri?: string;
+  /** For a data-key aggregate: creation time of its newest data key. */
+  lastCreatedAt?: string;
+}
+
+interface DataKeyGroup {
+  master_key_uri: string;
+  key_version: number;
+  count: number;
+  first_created_at: string;
+  last_created_at: string;
+}
+
+/**
+ * Token keys are always version 1, because the appliance has no key rotation
+ * yet; data-key versions come from prompt_data_keys.
+ */
+const tokenKeyVersion = 1;
+
+/**
+ * Builds the key inventory: the three token keys, any other master key
+ * that stored data keys still name, and one aggregate of data keys per
+ * master key URI and data-key version.
+ */
+export async function listKeys(database: Database, keys: TokenKey[]): Promise<KeyInventoryItem[]> {
+  const groups = await database.sequelize.query<DataKeyGroup>(
+    `SELECT master_key_uri, key_version, COUNT(*) AS count,
+       MIN(created_at) AS first_created_at, MAX(created_at) AS last_created_at
+     FROM prompt_data_keys GROUP BY master_key_uri, key_version ORDER BY master_key_uri, key_version`,
+    { type: QueryTypes.SELECT },
+  );
+  const tokenUris = new Set(keys.map((key) => key.uri));
+  const items: KeyInventoryItem[] = [];
+
+  for (const key of keys) {
+    items.push({
+      keyClass: key.keyClass,
+      location: key.uri,
+      label: key.label,
+      algorithm: key.algorithm,
+      keyVersion: tokenKeyVersion,
+      created: await readKeyCreation(database, key.uri),
+      state: 'active',
+      dependents: await tokenKeyDependents(database, key, groups),
+    });
+  }
+
+  // NOTE: a master key URI that is not on this token is reported destroyed,
+  // although it may live on a token this appliance does not open.
+  const missingMasters = [...new Set(groups.map((group) => group.master_key_uri))].filter(
+    (uri) => !tokenUris.has(uri),
+  );
+  for (const uri of missingMasters) {
+    items.push({
+      keyClass: 'master',
+      location: uri,
+      algorithm: 'AES-256 (CKM_AES_KEY_WRAP)',
+      keyVersion: tokenKeyVersion,
+      state: 'destroyed',
+      dependents: { type: 'data-key', count: countFor(groups, uri) },
+    });
+  }
+
+  for (const group of groups) {
+    items.push(dataKeyAggregate(group, groups, tokenUris));
+  }
+  return items;
+}
+
+async function tokenKeyDependents(
+  database: Database,
+  key: TokenKey,
+  groups: DataKeyGroup[],
+): Promise<KeyInventoryItem['dependents']> {
+  switch (key.keyClass) {
+    case 'master':
+      return { type: 'data-key', count: countFor(groups, key.uri) };
+    case 'audit-hmac':
+      return { type: 'audit-record', count: await countRows(database, 'audit_records') };
+    case 'signing':
+      return { type: 'audit-checkpoint', count: await countRows(database, 'audit_checkpoints') };
+  }
+}
+
+/**
+ * Builds one aggregate of data keys. The newest version under a master key
+ * on the token is active, and older versions are decrypt-only. Every prompt
+ * has its own data key, so the dependents are one prompt per data key.
+ */
+function dataKeyAggregate(
+  group: DataKeyGroup,
+  groups: DataKeyGroup[],
+  tokenUris: Set<string>,
+): KeyInventoryItem {
+  const newestVersion = Math.max(
+    ...groups
+      .filter((other) => other.master_key_uri === group.master_key_uri)
+      .map((other) => other.key_version),
+  );
+  const state: KeyState = !tokenUris.has(group.master_key_uri)
+    ? 'destroyed'
+    : group.key_version === newestVersion
+      ? 'active'
+      : 'decrypt-only';
+
+  return {
+    keyClass: 'data-key',
+    location: dataKeyLocation,
+    algorithm: 'AES-256-GCM data keys, one per prompt',
+    keyVersion: group.key_version,
+    created: { createdAt: group.first_created_at, source: 'data-key-row' },
+    lastCreatedAt: group.last_created_at,
+    state,
+    dependents: { type: 'prompt', count: group.count },
+    masterKeyUri: group.master_key_uri,
+  };
+}
+
+function countFor(groups: DataKeyGroup[], masterKeyUri: string): number {
+  return groups
+    .filter((group) => group.master_key_uri === masterKeyUri)
+    .reduce((sum, group) => sum + group.count, 0);
+}
+
+async function countRows(
+  database: Database,
+  table: 'audit_records' | 'audit_checkpoints',
+): Promise<number> {
+  const rows = await database.sequelize.query<{ count: number }>(
+    `SELECT COUNT(*) AS count FROM ${table}`,
+    { type: QueryTypes.SELECT },
+  );
+  return rows[0]?.count ?? 0;
+}
