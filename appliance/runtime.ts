@@ -20,6 +20,7 @@ import { logger } from './platform/logger';
 import { migrate } from './platform/migrations';
 import { listenHttps } from './platform/https-server';
 import { vaultRoutes } from './vault/routes';
+import { escrowAtCreation } from './recovery/escrow';
 import { createVault } from './vault/vault';
 import { connectEvents, type EventServices } from './events';
 
@@ -32,6 +33,8 @@ export interface RunningAppliance {
   readonly audit: AuditTrail;
   readonly identity: IdentityService;
   readonly events?: EventServices;
+  /** Every mounted API route, for checks that must cover all of them (the authorisation matrix). */
+  readonly routes: readonly RouteSpec[];
   close(): Promise<void>;
 }
 
@@ -67,8 +70,10 @@ export async function startAppliance(
     records: config.audit.checkpointRecords,
     minutes: config.audit.checkpointMinutes,
   });
-  const keyInventory = await KeyInventory.open(config, database, keys, token);
-  const identity = new IdentityService(database, config.secretsDir, keys);
+  const keyInventory = await KeyInventory.open(config, database, keys, token, audit);
+  const identity = new IdentityService(database, config.secretsDir, keys, {
+    sessionLimit: config.sessionLimit,
+  });
   const bootstrap = await identity.bootstrapFirstAdmin();
   if (bootstrap.created)
     logger.info(
@@ -80,7 +85,7 @@ export async function startAppliance(
     options.search === false ? undefined : await connectEvents(config, database, audit);
   const forwarder = events ? new AuditForwarder(database, audit, events.auditSink) : undefined;
 
-  const vault = createVault(database, keys);
+  const vault = createVault(database, keys, { onDataKeyCreated: escrowAtCreation(database) });
   const routes: RouteSpec[] = [
     ...identityRoutes(identity),
     ...auditRoutes(audit),
@@ -117,6 +122,7 @@ export async function startAppliance(
     audit,
     identity,
     events,
+    routes,
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
@@ -124,6 +130,7 @@ export async function startAppliance(
       await audit.stop();
       await forwarder?.stop();
       await events?.stop();
+      await keyInventory.stop();
       await database.close();
       vault.close();
       keys.close();

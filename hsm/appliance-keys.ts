@@ -32,12 +32,12 @@ const keyLength = 32;
  * never leaves the token (sensitive, not extractable), and its attributes
  * cannot be changed or copied.
  */
-function masterKeyTemplate(id: Buffer): ITemplate {
+function masterKeyTemplate(id: Buffer, label = masterKeyLabel): ITemplate {
   return {
     class: ObjectClass.SECRET_KEY,
     keyType: KeyType.AES,
     valueLen: keyLength,
-    label: masterKeyLabel,
+    label,
     id,
     token: true,
     private: true,
@@ -118,6 +118,68 @@ export function generateMasterKey(session: Session): SecretKey {
   } catch (error) {
     throw toHsmError(error, `Generating the master key "${masterKeyLabel}"`);
   }
+}
+
+/**
+ * CKA_LABEL of master key version `version`. Version 1 is the key that token
+ * set-up generated; a rotation adds one object per later version.
+ */
+export function masterKeyVersionLabel(version: number): string {
+  return version === 1 ? masterKeyLabel : `${masterKeyLabel}-v${version}`;
+}
+
+/**
+ * Generates master key version `version` (2 or later) on the token with the
+ * same attributes as version 1 and a random 16-byte CKA_ID. The CKA_ID
+ * distinguishes objects of the same label made by appliances that share one token.
+ */
+export function generateMasterKeyVersion(
+  session: Session,
+  version: number,
+): { key: SecretKey; label: string; id: Buffer } {
+  if (!Number.isInteger(version) || version < 2) {
+    throw new HsmError(
+      'hsm_invalid_input',
+      `Generating a master key version failed: expected a whole number of at least 2, got ${version}.`,
+    );
+  }
+
+  const label = masterKeyVersionLabel(version);
+  const id = crypto.randomBytes(16);
+  try {
+    const key = session.generateKey(KeyGenMechanism.AES, masterKeyTemplate(id, label));
+    return { key, label, id };
+  } catch (error) {
+    throw toHsmError(error, `Generating the master key version "${label}"`);
+  }
+}
+
+/**
+ * Finds the master key labelled `label` with CKA_ID `id` and checks its
+ * attributes; throws hsm_key_missing or hsm_key_invalid.
+ */
+export function requireMasterKeyVersion(
+  session: Session,
+  tokenLabel: string,
+  label: string,
+  id: Buffer,
+): SecretKey {
+  let found;
+  try {
+    found = session.find({ class: ObjectClass.SECRET_KEY, label, id });
+  } catch (error) {
+    throw toHsmError(error, `Searching the token for the key "${label}"`, 'hsm_unavailable');
+  }
+  if (found.length !== 1) {
+    throw new HsmError(
+      found.length === 0 ? 'hsm_key_missing' : 'hsm_key_invalid',
+      `The token "${tokenLabel}" has ${found.length} secret keys labelled "${label}" with CKA_ID ${id.toString('hex')}, expected exactly one. Restore the token from its backup; data keys wrapped under this master key version cannot be unwrapped without it.`,
+    );
+  }
+
+  const key = found.items(0).toType<SecretKey>();
+  checkKeyAttributes(key, { label, keyType: KeyType.AES, required: ['wrap', 'unwrap'] });
+  return key;
 }
 
 /** Generates the audit key on the token with a random 16-byte CKA_ID. */

@@ -12,11 +12,30 @@ export interface KeyProvider {
   /** PKCS#11 URI (RFC 7512) of the private half of the ECDSA P-256 signing key pair. */
   readonly signingKeyUri: string;
 
-  /** Wraps a 32-byte AES-256 data key under the master key; the result is safe to store. */
-  wrapDataKey(dataKey: Buffer): Buffer;
+  /**
+   * Wraps a 32-byte AES-256 data key under the master key version at
+   * `masterKeyUri` (default: version 1, `masterKeyUri`); the result is safe to store.
+   */
+  wrapDataKey(dataKey: Buffer, masterKeyUri?: string): Buffer;
 
-  /** Unwraps a stored data key; throws HsmError when the wrapped bytes were altered. */
-  unwrapDataKey(wrapped: Buffer): Buffer;
+  /**
+   * Unwraps a stored data key under the master key version at `masterKeyUri`
+   * (default: version 1); throws HsmError when the wrapped bytes were altered.
+   */
+  unwrapDataKey(wrapped: Buffer, masterKeyUri?: string): Buffer;
+
+  /**
+   * Unwraps a data key under one master key version and wraps it under
+   * another, both inside the token, so the plaintext key never enters this
+   * process. Throws hsm_unwrap_failed when the wrapped bytes were altered.
+   */
+  rewrapDataKey(wrapped: Buffer, fromMasterKeyUri: string, toMasterKeyUri: string): Buffer;
+
+  /** Generates master key version `version` (2 or later) on the token and returns its PKCS#11 URI. */
+  createMasterKeyVersion(version: number): string;
+
+  /** Destroys a master key version that a failed rotation generated but never recorded. */
+  destroyMasterKeyVersion(masterKeyUri: string): void;
 
   /** Computes HMAC-SHA256 inside the token with the audit key. */
   auditHmac(data: Buffer): Buffer;

@@ -12,7 +12,14 @@ import type { Logger } from 'pino';
 
 import type { ApplianceConfig } from '../appliance/platform/config';
 import { logger as applianceLogger } from '../appliance/platform/logger';
-import { auditKeyLabel, masterKeyLabel, requireAuditKey, requireMasterKey } from './appliance-keys';
+import {
+  auditKeyLabel,
+  generateMasterKeyVersion,
+  masterKeyLabel,
+  requireAuditKey,
+  requireMasterKey,
+  requireMasterKeyVersion,
+} from './appliance-keys';
 import { HsmError, ckrName, toHsmError } from './errors';
 import { clearOpenSslErrorQueue } from './openssl-error-queue';
 import type { KeyProvider } from './key-provider';
@@ -26,7 +33,7 @@ import {
   requireTokenSlot,
   type HsmConfig,
 } from './pkcs11-module';
-import { formatPkcs11Uri } from './pkcs11-uri';
+import { formatPkcs11Uri, parsePkcs11Uri } from './pkcs11-uri';
 import {
   ecdsaSignatureToDer,
   requireSigningKeyPair,
@@ -86,6 +93,16 @@ const dataKeyTemplate: ITemplate = {
   derive: false,
 };
 
+/**
+ * Attributes of the temporary session object that contains a data key during
+ * a rewrap. Unlike dataKeyTemplate it is sensitive, so C_GetAttributeValue
+ * cannot read its value, yet extractable, so C_WrapKey can wrap it again.
+ */
+const rewrapTemplate: ITemplate = { ...dataKeyTemplate, sensitive: true };
+
+/** CKA_LABEL of master key versions 2 and later. */
+const masterVersionLabel = new RegExp(`^${masterKeyLabel}-v[0-9]+$`);
+
 /** Options of openKeyProvider(). */
 export interface KeyProviderOptions {
   /** Logger for open, close and clean-up failures; defaults to the appliance logger. */
@@ -105,6 +122,9 @@ export class Pkcs11KeyProvider implements KeyProvider {
   readonly signingKeyUri: string;
 
   private closed = false;
+
+  /** Handles of master key versions 2 and later by URI, looked up on first use. */
+  private readonly masterKeyVersions = new Map<string, SecretKey>();
 
   private constructor(
     private readonly module: Module,
@@ -178,8 +198,9 @@ export class Pkcs11KeyProvider implements KeyProvider {
     }
   }
 
-  wrapDataKey(dataKey: Buffer): Buffer {
+  wrapDataKey(dataKey: Buffer, masterKeyUri?: string): Buffer {
     this.assertOpen();
+    const masterKey = this.resolveMasterKey(masterKeyUri);
     if (!Buffer.isBuffer(dataKey) || dataKey.length !== dataKeyLength) {
       throw new HsmError(
         'hsm_invalid_input',
@@ -197,7 +218,7 @@ export class Pkcs11KeyProvider implements KeyProvider {
     }
 
     try {
-      return this.session.wrapKey(MechanismEnum.AES_KEY_WRAP, this.masterKey, dataKeyObject);
+      return this.session.wrapKey(MechanismEnum.AES_KEY_WRAP, masterKey, dataKeyObject);
     } catch (error) {
       throw toHsmError(error, 'Wrapping the data key under the master key (C_WrapKey)');
     } finally {
@@ -205,23 +226,13 @@ export class Pkcs11KeyProvider implements KeyProvider {
     }
   }
 
-  unwrapDataKey(wrapped: Buffer): Buffer {
+  unwrapDataKey(wrapped: Buffer, masterKeyUri?: string): Buffer {
     this.assertOpen();
-    if (!Buffer.isBuffer(wrapped) || wrapped.length !== wrappedKeyLength) {
-      throw new HsmError(
-        'hsm_unwrap_failed',
-        `Unwrapping the data key failed: expected ${wrappedKeyLength} bytes of RFC 3394 output, got ${describeLength(wrapped)}. The stored value is truncated or not a wrapped data key.`,
-      );
-    }
-
-    let dataKeyObject: SecretKey;
-    try {
-      dataKeyObject = this.session
-        .unwrapKey(MechanismEnum.AES_KEY_WRAP, this.masterKey, wrapped, dataKeyTemplate)
-        .toType<SecretKey>();
-    } catch (error) {
-      throw unwrapError(error);
-    }
+    const dataKeyObject = this.unwrapToObject(
+      wrapped,
+      this.resolveMasterKey(masterKeyUri),
+      dataKeyTemplate,
+    );
 
     try {
       const value = dataKeyObject.getAttribute({ value: null }).value;
@@ -239,6 +250,49 @@ export class Pkcs11KeyProvider implements KeyProvider {
     } finally {
       this.destroyQuietly(dataKeyObject, 'unwrap');
     }
+  }
+
+  rewrapDataKey(wrapped: Buffer, fromMasterKeyUri: string, toMasterKeyUri: string): Buffer {
+    this.assertOpen();
+    const fromKey = this.resolveMasterKey(fromMasterKeyUri);
+    const toKey = this.resolveMasterKey(toMasterKeyUri);
+    const dataKeyObject = this.unwrapToObject(wrapped, fromKey, rewrapTemplate);
+
+    try {
+      return this.session.wrapKey(MechanismEnum.AES_KEY_WRAP, toKey, dataKeyObject);
+    } catch (error) {
+      throw toHsmError(error, 'Wrapping the data key under the new master key version (C_WrapKey)');
+    } finally {
+      this.destroyQuietly(dataKeyObject, 'rewrap');
+    }
+  }
+
+  createMasterKeyVersion(version: number): string {
+    this.assertOpen();
+    const { key, label, id } = generateMasterKeyVersion(this.session, version);
+    const uri = formatPkcs11Uri({ token: this.tokenLabel, object: label, id, type: 'secret-key' });
+    this.masterKeyVersions.set(uri, key);
+    this.logger.info({ masterKeyUri: uri, version }, 'master key version generated');
+    return uri;
+  }
+
+  destroyMasterKeyVersion(masterKeyUri: string): void {
+    this.assertOpen();
+    if (masterKeyUri === this.masterKeyUri) {
+      throw new HsmError(
+        'hsm_invalid_input',
+        'Destroying master key version 1 was refused: it is the key that token set-up made.',
+      );
+    }
+    const key = this.resolveMasterKey(masterKeyUri);
+    try {
+      this.session.destroy(key);
+    } catch (error) {
+      throw toHsmError(error, `Destroying the master key version ${masterKeyUri}`);
+    } finally {
+      this.masterKeyVersions.delete(masterKeyUri);
+    }
+    this.logger.warn({ masterKeyUri }, 'master key version destroyed');
   }
 
   auditHmac(data: Buffer): Buffer {
@@ -340,6 +394,55 @@ export class Pkcs11KeyProvider implements KeyProvider {
     }
   }
 
+  /**
+   * Returns the master key version named by `uri`: version 1 when `uri` is
+   * undefined or this provider's masterKeyUri, else a `vault-master-vN`
+   * object with the CKA_ID in the URI. Any other URI is rejected, so a
+   * stored URI cannot point the unwrap at an unrelated key.
+   */
+  private resolveMasterKey(uri: string | undefined): SecretKey {
+    if (uri === undefined || uri === this.masterKeyUri) return this.masterKey;
+
+    const cached = this.masterKeyVersions.get(uri);
+    if (cached) return cached;
+
+    const locator = parsePkcs11Uri(uri);
+    if (
+      locator === undefined ||
+      locator.token !== this.tokenLabel ||
+      locator.type !== 'secret-key' ||
+      locator.id === undefined ||
+      !masterVersionLabel.test(locator.object)
+    ) {
+      throw new HsmError(
+        'hsm_key_missing',
+        `The master key URI "${uri}" does not name a master key version on the token "${this.tokenLabel}". Restore the key records from a backup of the same appliance.`,
+      );
+    }
+
+    const key = requireMasterKeyVersion(this.session, this.tokenLabel, locator.object, locator.id);
+    this.masterKeyVersions.set(uri, key);
+    return key;
+  }
+
+  /** Unwraps `wrapped` under `masterKey` into a session object made from `template`. */
+  private unwrapToObject(wrapped: Buffer, masterKey: SecretKey, template: ITemplate): SecretKey {
+    if (!Buffer.isBuffer(wrapped) || wrapped.length !== wrappedKeyLength) {
+      throw new HsmError(
+        'hsm_unwrap_failed',
+        `Unwrapping the data key failed: expected ${wrappedKeyLength} bytes of RFC 3394 output, got ${describeLength(wrapped)}. The stored value is truncated or not a wrapped data key.`,
+      );
+    }
+
+    try {
+      return this.session
+        .unwrapKey(MechanismEnum.AES_KEY_WRAP, masterKey, wrapped, template)
+        .toType<SecretKey>();
+    } catch (error) {
+      throw unwrapError(error);
+    }
+  }
+
   private assertOpen(): void {
     if (this.closed) {
       throw new HsmError(
@@ -354,7 +457,7 @@ export class Pkcs11KeyProvider implements KeyProvider {
    * so it cannot hide the result or the error of the wrap or unwrap; the
    * object still disappears when the session closes.
    */
-  private destroyQuietly(object: SecretKey, operation: 'wrap' | 'unwrap'): void {
+  private destroyQuietly(object: SecretKey, operation: 'wrap' | 'unwrap' | 'rewrap'): void {
     try {
       this.session.destroy(object);
     } catch (error) {

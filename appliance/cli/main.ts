@@ -3,6 +3,8 @@ import { Command, CommanderError } from 'commander';
 import { registerAlertsCommand } from './alerts-command';
 import { CliError, exitCodeHelp, exitCodes } from './exit-codes';
 import { registerIngestCommand } from './ingest-command';
+import { registerRecoveryCommand } from './recovery-command';
+import { registerKeysCommand } from './keys-command';
 import { registerStartCommand } from './start-command';
 import { registerStatusCommand } from './status-command';
 import { registerVerifyAuditCommand } from './verify-audit-command';
@@ -21,6 +23,8 @@ for (const register of [
   registerIngestCommand,
   registerAlertsCommand,
   registerVerifyAuditCommand,
+  registerKeysCommand,
+  registerRecoveryCommand,
 ]) {
   register(program).addHelpText('after', exitCodeHelp).exitOverride();
 }

@@ -19,6 +19,8 @@ export interface Principal {
   role: Role;
   mustChangePassword: boolean;
   sessionToken?: string;
+  /** Set when the request authenticated with an API key: its id and the permissions it still holds. */
+  apiKey?: { id: string; permissions: readonly Permission[] };
 }
 
 /** What a handler receives: validated input, the caller, and the one way to write. */
@@ -36,6 +38,8 @@ export interface RouteContext<Params, Query, Body> {
   resourceId?: string;
   /** Set by the handler to name the actor of an unauthenticated request (a login attempt). */
   actorUsername?: string;
+  /** Set by the handler to keep a short, secret-free note in the audit record (a role change). */
+  auditNote?: string;
   /**
    * Runs `work` in the single write transaction of this request; the audit
    * record is appended in the same transaction, so either both land or neither.
@@ -176,6 +180,17 @@ async function authorise(spec: RouteSpec, request: Request, dependencies: RouteD
       `The role "${principal.role}" does not grant ${spec.access}; ask an admin for a role that does.`,
     );
   }
+
+  // An API key acts for its owner with at most the permissions it was given;
+  // account routes (sessions, passwords, keys) need a signed-in person.
+  if (principal.apiKey) {
+    if (spec.access === 'signed-in')
+      throw problems.forbidden('API keys cannot call account routes; sign in to the console.');
+    if (!principal.apiKey.permissions.includes(spec.access))
+      throw problems.forbidden(
+        `This API key does not grant ${spec.access}; create a key that includes it.`,
+      );
+  }
   return principal;
 }
 
@@ -203,8 +218,20 @@ function entryFor(
     },
     outcome,
     sourceIp: context.sourceIp,
-    ...(problem ? { reason: auditReason(problem) } : {}),
+    ...auditReasonOf(context, problem),
   };
+}
+
+/** Builds the audit reason from the problem or the handler's note, and the API key the request used. */
+function auditReasonOf(
+  context: RouteContext<unknown, unknown, unknown>,
+  problem?: ProblemError,
+): { reason?: string } {
+  const parts = [
+    problem ? auditReason(problem) : context.auditNote,
+    context.principal?.apiKey ? `api_key=${context.principal.apiKey.id}` : undefined,
+  ].filter((part): part is string => Boolean(part));
+  return parts.length ? { reason: parts.join('; ') } : {};
 }
 
 /** The reason kept in the audit record: the problem code and the names of bad fields, never their values. */

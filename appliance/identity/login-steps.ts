@@ -42,8 +42,13 @@ export async function startSession(
     role: user.role,
     mustChangePassword: user.mustChangePassword,
   };
+  // A fresh token every time; a session cookie the browser held before this
+  // login is closed, never carried into the new session (fixation).
+  const previousToken = context.request.cookies?.[sessionCookieName] as string | undefined;
   const session = await context.commit(async (transaction) => {
     await extraWrites?.(transaction);
+    if (previousToken && previousToken.length <= 128)
+      await identity.sessions.close(previousToken, transaction);
     return identity.sessions.open(
       user.id,
       { sourceIp: context.sourceIp, userAgent: context.userAgent },

@@ -8,6 +8,8 @@ import { chosenPassword } from './password-policy';
 import { assertLoginAllowed, hostCookieOptions, presentUser, startSession } from './login-steps';
 import { mfaRoutes, startMfaChallenge } from './mfa-routes';
 import { sessionCookieName } from './sessions';
+import { sessionRoutes } from './session-routes';
+import { apiKeyRoutes } from './api-key-routes';
 
 const credentials = z.object({
   username: z.string().min(1).max(256),
@@ -18,10 +20,19 @@ const newPassword = chosenPassword;
 
 const userId = z.object({ id: z.uuid() });
 
+const userChange = z
+  .object({ role: z.enum(roles).optional(), disabled: z.boolean().optional() })
+  .strict()
+  .refine((change) => change.role !== undefined || change.disabled !== undefined, {
+    message: 'send role, disabled or both',
+  });
+
 /** Sign-in, sign-out, password change and user administration. */
 export function identityRoutes(identity: IdentityService): RouteSpec[] {
   return [
     ...mfaRoutes(identity),
+    ...sessionRoutes(identity),
+    ...apiKeyRoutes(identity),
 
     route({
       method: 'post',
@@ -153,6 +164,32 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
         const user = await identity.users.findById(context.params.id);
         if (!user) throw problems.notFound(`User ${context.params.id}`);
         return { body: presentUser(user) };
+      },
+    }),
+
+    route({
+      method: 'patch',
+      path: '/users/:id',
+      action: 'identity.user.update',
+      resource: 'user',
+      access: 'users:update',
+      params: userId,
+      body: userChange,
+      async handler(context) {
+        // An admin cannot demote or disable themselves, so the appliance keeps an admin who can undo it.
+        if (context.params.id === context.principal!.userId)
+          throw problems.conflict(
+            'You cannot change your own role or disable your own account; ask another admin.',
+          );
+
+        const { before, after } = await context.commit(async (transaction) => {
+          const result = await identity.updateUser(context.params.id, context.body, transaction);
+          context.auditNote = `role ${result.before.role}->${result.after.role}; disabled ${result.before.disabled}->${result.after.disabled}`;
+          return result;
+        });
+        return {
+          body: { ...presentUser(after), disabled: after.disabled, previousRole: before.role },
+        };
       },
     }),
   ];

@@ -13,7 +13,10 @@ import { decoyPasswordHash, verifyPassword } from './passwords';
 import { LoginThrottle } from './login-throttle';
 import { MfaChallenges } from './mfa-challenges';
 import { RecoveryCodes } from './recovery-codes';
-import { SessionStore, sessionCookieName } from './sessions';
+import { ApiKeyStore, apiKeyPrefix } from './api-keys';
+import { assertCsrfHeader } from './csrf';
+import { isAllowed } from './permissions';
+import { SessionStore, defaultSessionPolicy, sessionCookieName } from './sessions';
 import { TotpAuthenticators } from './totp';
 import { UserDirectory, type User } from './users';
 
@@ -28,15 +31,21 @@ export class IdentityService {
   readonly totp: TotpAuthenticators;
   readonly recoveryCodes: RecoveryCodes;
   readonly mfaChallenges: MfaChallenges;
+  readonly apiKeys: ApiKeyStore;
 
   /** Without `keys`, TOTP enrolment and verification fail with 503 (hsm_unavailable). */
   constructor(
     private readonly database: Database,
     private readonly secretsDir: string,
     keys?: KeyProvider,
+    options: { sessionLimit?: number } = {},
   ) {
     this.users = new UserDirectory(database);
-    this.sessions = new SessionStore(database);
+    this.sessions = new SessionStore(database, {
+      ...defaultSessionPolicy,
+      maxPerUser: options.sessionLimit ?? defaultSessionPolicy.maxPerUser,
+    });
+    this.apiKeys = new ApiKeyStore(database);
     this.throttle = new LoginThrottle();
     this.totp = new TotpAuthenticators(database, keys);
     this.recoveryCodes = new RecoveryCodes(database);
@@ -55,8 +64,16 @@ export class IdentityService {
     return matches && !found.user.disabled ? found.user : undefined;
   }
 
-  /** Resolves the session cookie of a request to its user. */
+  /**
+   * Resolves a request to its user: an `Authorization: Bearer pba_...` API key
+   * when the header is present, else the session cookie. A bad key is a 401
+   * problem, never a fall-back to the cookie; a cookie-authenticated write
+   * without the CSRF header is a 403 problem.
+   */
   async authenticate(request: Request): Promise<Principal | undefined> {
+    const authorization = request.get('authorization');
+    if (authorization !== undefined) return this.authenticateApiKey(authorization, request);
+
     const token = request.cookies?.[sessionCookieName] as string | undefined;
     if (!token || token.length > 128) return undefined;
 
@@ -65,6 +82,8 @@ export class IdentityService {
 
     const user = await this.users.findById(userId);
     if (!user || user.disabled) return undefined;
+
+    assertCsrfHeader(request);
     return {
       userId: user.id,
       username: user.username,
@@ -72,6 +91,48 @@ export class IdentityService {
       mustChangePassword: user.mustChangePassword,
       sessionToken: token,
     };
+  }
+
+  /** Resolves an API key to its owner, cutting the key's permissions down to what the owner's role grants now. */
+  private async authenticateApiKey(authorization: string, request: Request): Promise<Principal> {
+    const rejected = problems.unauthenticated(
+      `The Authorization header must be "Bearer ${apiKeyPrefix}..." with a live API key; this one is malformed, unknown, revoked or expired.`,
+    );
+    const match = /^Bearer (\S+)$/.exec(authorization);
+    if (!match) throw rejected;
+
+    const key = await this.apiKeys.resolve(match[1], request.socket.remoteAddress ?? 'unknown');
+    if (!key) throw rejected;
+
+    const user = await this.users.findById(key.userId);
+    if (!user || user.disabled) throw rejected;
+    return {
+      userId: user.id,
+      username: user.username,
+      role: user.role,
+      mustChangePassword: user.mustChangePassword,
+      apiKey: {
+        id: key.id,
+        permissions: key.permissions.filter((permission) => isAllowed(user.role, permission)),
+      },
+    };
+  }
+
+  /**
+   * Changes a user's role or disabled flag and ends all of that user's sessions,
+   * so the change applies at once. Returns the account before and after.
+   */
+  async updateUser(
+    id: string,
+    change: { role?: User['role']; disabled?: boolean },
+    transaction: Transaction,
+  ): Promise<{ before: User; after: User }> {
+    const before = await this.users.findById(id, transaction);
+    if (!before) throw problems.notFound(`User ${id}`);
+
+    const after = await this.users.update(id, change, transaction);
+    await this.sessions.closeAllFor(id, transaction);
+    return { before, after };
   }
 
   /** Replaces a password after checking the current one, and ends the user's other sessions. */

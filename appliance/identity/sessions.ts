@@ -13,16 +13,32 @@ export const sessionCookieName = '__Host-appliance_session';
 export interface SessionPolicy {
   idleTimeoutSeconds: number;
   absoluteTimeoutSeconds: number;
+  /** Open sessions per user; a login beyond it closes the oldest ones. */
+  maxPerUser: number;
 }
 
 export const defaultSessionPolicy: SessionPolicy = {
   idleTimeoutSeconds: 30 * 60,
   absoluteTimeoutSeconds: 12 * 60 * 60,
+  maxPerUser: 10,
 };
+
+/** A session as its owner sees it: named by its public id, never by its token or token hash. */
+export interface SessionSummary {
+  id: string;
+  createdAt: string;
+  lastSeenAt: string;
+  sourceIp: string;
+  userAgent: string | null;
+  current: boolean;
+}
 
 interface SessionRow {
   id: string;
+  public_id: string;
   user_id: string;
+  source_ip: string;
+  user_agent: string | null;
   created_at: string;
   last_seen_at: string;
   expires_at: string;
@@ -52,12 +68,13 @@ export class SessionStore {
     const expiresAt = new Date(now.getTime() + this.policy.absoluteTimeoutSeconds * 1000);
 
     await this.database.sequelize.query(
-      `INSERT INTO sessions (id, user_id, source_ip, user_agent, created_at, last_seen_at, expires_at)
-       VALUES (:id, :userId, :sourceIp, :userAgent, :now, :now, :expiresAt)`,
+      `INSERT INTO sessions (id, public_id, user_id, source_ip, user_agent, created_at, last_seen_at, expires_at)
+       VALUES (:id, :publicId, :userId, :sourceIp, :userAgent, :now, :now, :expiresAt)`,
       {
         transaction,
         replacements: {
           id: hashToken(token),
+          publicId: crypto.randomUUID(),
           userId,
           sourceIp: client.sourceIp,
           userAgent: client.userAgent?.slice(0, 512) ?? null,
@@ -66,7 +83,37 @@ export class SessionStore {
         },
       },
     );
+    await this.closeOldest(userId, transaction);
     return { token, expiresAt };
+  }
+
+  /** Lists a user's open sessions, newest first; `currentToken` marks the caller's own. */
+  async list(userId: string, currentToken?: string): Promise<SessionSummary[]> {
+    const current = currentToken ? hashToken(currentToken) : undefined;
+    const rows = await this.database.sequelize.query<SessionRow>(
+      'SELECT * FROM sessions WHERE user_id = :userId ORDER BY created_at DESC, rowid DESC',
+      { type: QueryTypes.SELECT, replacements: { userId } },
+    );
+    return rows.map((row) => ({
+      id: row.public_id,
+      createdAt: new Date(row.created_at).toISOString(),
+      lastSeenAt: new Date(row.last_seen_at).toISOString(),
+      sourceIp: row.source_ip,
+      userAgent: row.user_agent,
+      current: row.id === current,
+    }));
+  }
+
+  /** Closes one of a user's sessions by its public id; false when the user has no such session. */
+  async closeOwn(userId: string, publicId: string, transaction: Transaction): Promise<boolean> {
+    const rows = await this.database.sequelize.query<{ id: string }>(
+      'SELECT id FROM sessions WHERE user_id = :userId AND public_id = :publicId',
+      { type: QueryTypes.SELECT, transaction, replacements: { userId, publicId } },
+    );
+    if (!rows.length) return false;
+
+    await this.closeById(rows[0].id, transaction);
+    return true;
   }
 
   /** Returns the user id behind a live token, or undefined when it is unknown, idle too long or expired. */
@@ -115,6 +162,16 @@ export class SessionStore {
         transaction,
         replacements: { userId, keep: exceptToken ? hashToken(exceptToken) : '' },
       },
+    );
+  }
+
+  /** Keeps the newest `maxPerUser` sessions of a user and closes the rest. */
+  private async closeOldest(userId: string, transaction: Transaction): Promise<void> {
+    await this.database.sequelize.query(
+      `DELETE FROM sessions WHERE user_id = :userId AND id NOT IN (
+         SELECT id FROM sessions WHERE user_id = :userId
+         ORDER BY created_at DESC, rowid DESC LIMIT :limit)`,
+      { transaction, replacements: { userId, limit: this.policy.maxPerUser } },
     );
   }
 

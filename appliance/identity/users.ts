@@ -138,6 +138,34 @@ export class UserDirectory {
     };
   }
 
+  /** Sets the role and/or disabled flag of a user and returns the updated account. */
+  async update(
+    id: string,
+    change: { role?: Role; disabled?: boolean },
+    transaction: Transaction,
+  ): Promise<User> {
+    // NULL keeps the stored value (COALESCE), so one statement serves any subset of fields.
+    let disabled: number | null = null;
+    if (change.disabled !== undefined) disabled = change.disabled ? 1 : 0;
+
+    await this.database.sequelize.query(
+      `UPDATE users SET role = COALESCE(:role, role), disabled = COALESCE(:disabled, disabled),
+       updated_at = :now WHERE id = :id`,
+      {
+        transaction,
+        replacements: {
+          id,
+          role: change.role ?? null,
+          disabled,
+          now: new Date().toISOString(),
+        },
+      },
+    );
+    const updated = await this.findById(id, transaction);
+    if (!updated) throw problems.notFound(`User ${id}`);
+    return updated;
+  }
+
   async setPassword(id: string, password: string, transaction: Transaction): Promise<void> {
     await this.database.sequelize.query(
       `UPDATE users SET password_hash = :hash, must_change_password = 0, updated_at = :now WHERE id = :id`,

@@ -1,17 +1,21 @@
 import { QueryTypes } from 'sequelize';
 
+import { masterKeyVersionLabel } from '../../hsm/appliance-keys';
 import type { Database } from '../platform/database';
 import { readKeyCreation, type KeyClass, type KeyCreation, type TokenKey } from './key-records';
+import { listMasterKeyVersions, type MasterKeyVersion } from './master-key-versions';
 
 /** Location of the wrapped data keys, as the inventory names it. */
 export const dataKeyLocation = 'sqlite:prompt_data_keys';
 
 /**
- * State of a key: `active` keys protect new data, `decrypt-only` keys only
- * open data protected before a newer version, `destroyed` keys are gone from
- * the token, so what depends on them cannot be opened here.
+ * State of a key. `active` keys protect new data, and `decrypt-only` keys
+ * only open data protected before a newer version. `retired` master key
+ * versions are below the minimum decryption version and open nothing.
+ * `destroyed` keys are gone from the token, so what depends on them cannot
+ * be opened here.
  */
-export type KeyState = 'active' | 'decrypt-only' | 'destroyed';
+export type KeyState = 'active' | 'decrypt-only' | 'retired' | 'destroyed';
 
 /** One row of the key inventory, shaped for the console. */
 export interface KeyInventoryItem {
@@ -42,8 +46,9 @@ interface DataKeyGroup {
 }
 
 /**
- * Token keys are always version 1, because the appliance has no key rotation
- * yet; data-key versions come from prompt_data_keys.
+ * Version of the audit and signing keys, which are not rotated, and of a
+ * master key that only stored data keys name. Master key versions come from
+ * key_versions, data-key versions from prompt_data_keys.
  */
 const tokenKeyVersion = 1;
 
@@ -59,10 +64,18 @@ export async function listKeys(database: Database, keys: TokenKey[]): Promise<Ke
      FROM prompt_data_keys GROUP BY master_key_uri, key_version ORDER BY master_key_uri, key_version`,
     { type: QueryTypes.SELECT },
   );
-  const tokenUris = new Set(keys.map((key) => key.uri));
+  const versions = await listMasterKeyVersions(database);
+  const tokenUris = new Set([
+    ...keys.map((key) => key.uri),
+    ...versions.map((version) => version.keyUri),
+  ]);
   const items: KeyInventoryItem[] = [];
 
   for (const key of keys) {
+    if (key.keyClass === 'master' && versions.length) {
+      items.push(...(await masterKeyVersionItems(database, key, versions)));
+      continue;
+    }
     items.push({
       keyClass: key.keyClass,
       location: key.uri,
@@ -93,6 +106,38 @@ export async function listKeys(database: Database, keys: TokenKey[]): Promise<Ke
 
   for (const group of groups) {
     items.push(dataKeyAggregate(group, groups, tokenUris));
+  }
+  return items;
+}
+
+/** Builds one inventory item per master key version recorded in key_versions. */
+async function masterKeyVersionItems(
+  database: Database,
+  key: TokenKey,
+  versions: MasterKeyVersion[],
+): Promise<KeyInventoryItem[]> {
+  const counts = await database.sequelize.query<{ master_key_version: number; count: number }>(
+    'SELECT master_key_version, COUNT(*) AS count FROM prompt_data_keys GROUP BY master_key_version',
+    { type: QueryTypes.SELECT },
+  );
+  const countOf = (version: number) =>
+    counts.find((row) => row.master_key_version === version)?.count ?? 0;
+
+  const items: KeyInventoryItem[] = [];
+  for (const version of versions) {
+    items.push({
+      keyClass: 'master',
+      location: version.keyUri,
+      label: masterKeyVersionLabel(version.version),
+      algorithm: key.algorithm,
+      keyVersion: version.version,
+      created:
+        version.keyUri === key.uri
+          ? await readKeyCreation(database, key.uri)
+          : { createdAt: version.createdAt, source: 'rotation' },
+      state: version.state,
+      dependents: { type: 'data-key', count: countOf(version.version) },
+    });
   }
   return items;
 }

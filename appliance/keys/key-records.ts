@@ -21,9 +21,11 @@ export interface TokenKey extends TokenKeyRef {
  * Source of a creation time. `token-start-date` is CKA_START_DATE, and
  * `token-setup` is the start whose ensureToken() generated the key.
  * `first-seen` is the first start that found the key already on the token,
- * and `data-key-row` is created_at of the oldest row of a data-key aggregate.
+ * `data-key-row` is created_at of the oldest row of a data-key aggregate,
+ * and `rotation` is the rotation that generated a master key version.
  */
-export type CreationSource = 'token-start-date' | 'token-setup' | 'first-seen' | 'data-key-row';
+export type CreationSource =
+  'token-start-date' | 'token-setup' | 'first-seen' | 'data-key-row' | 'rotation';
 
 export interface KeyCreation {
   /** ISO 8601; a date without time for `token-start-date`. */

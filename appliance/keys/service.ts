@@ -1,36 +1,72 @@
+import type { ScheduledTask } from 'node-cron';
+
 import type { KeyProvider } from '../../hsm/key-provider';
 import type { TokenSetupResult } from '../../hsm/token-setup';
+import type { AuditTrail } from '../audit/trail';
 import type { ApplianceConfig } from '../platform/config';
 import type { Database } from '../platform/database';
+import { logger } from '../platform/logger';
 import { listKeys, type KeyInventoryItem } from './inventory';
 import { recordKeyCreation, tokenKeys, type TokenKey } from './key-records';
+import { recordFirstMasterKeyVersion } from './master-key-versions';
+import { KeyRotationService } from './rotation';
+import { parseRotationCron, rotationCronVariable, scheduleRotation } from './rotation-schedule';
 import { readStartDates } from './token-dates';
 
-/** The key inventory of a running appliance. */
+/** Options of KeyInventory.open(). */
+export interface KeyInventoryOptions {
+  /** Cron expression of scheduled rotation; defaults to process.env.KEY_ROTATION_CRON, then monthly. */
+  rotationCron?: string;
+}
+
+/** The key inventory and master key rotation of a running appliance. */
 export class KeyInventory {
   private constructor(
     private readonly database: Database,
     private readonly keys: TokenKey[],
+    readonly rotation: KeyRotationService,
+    private readonly schedule: ScheduledTask | undefined,
   ) {}
 
   /**
-   * Reads CKA_START_DATE of the token keys and stores their creation records.
-   * Call after the key provider is open and the database is migrated; it
-   * throws HsmError when the token cannot be read.
+   * Reads CKA_START_DATE of the token keys, stores their creation records and
+   * master key version 1, resumes rotations left running, and, when `audit`
+   * is given, schedules rotation. Call after the key provider is open and the
+   * database is migrated. Throws HsmError when the token cannot be read and
+   * an Error naming KEY_ROTATION_CRON when the schedule is invalid.
    */
   static async open(
     config: Pick<ApplianceConfig, 'hsm'>,
     database: Database,
     keys: KeyProvider,
     token: Pick<TokenSetupResult, 'createdKeys'>,
+    audit?: Pick<AuditTrail, 'append'>,
+    options: KeyInventoryOptions = {},
   ): Promise<KeyInventory> {
+    // NOTE: the schedule is read from process.env because ApplianceConfig
+    // has no field for it yet.
+    const cron = parseRotationCron(options.rotationCron ?? process.env[rotationCronVariable]);
+
     const onToken = tokenKeys(keys);
     const startDates = readStartDates(config.hsm, onToken);
     await recordKeyCreation(database, onToken, token, startDates);
-    return new KeyInventory(database, onToken);
+    await recordFirstMasterKeyVersion(database, keys);
+
+    const rotation = new KeyRotationService(database, keys);
+    await rotation.resumeUnfinished();
+
+    const schedule = audit ? scheduleRotation(cron, rotation, database, audit) : undefined;
+    if (schedule) logger.info({ cron }, 'master key rotation scheduled');
+    return new KeyInventory(database, onToken, rotation, schedule);
   }
 
   list(): Promise<KeyInventoryItem[]> {
     return listKeys(this.database, this.keys);
+  }
+
+  /** Stops the schedule and waits for running rewrap batches; call before closing the database. */
+  async stop(): Promise<void> {
+    await this.schedule?.destroy();
+    await this.rotation.stop();
   }
 }

@@ -39,6 +39,8 @@ export interface ApplianceConfig {
     checkpointMinutes: number;
   };
   maxBodyBytes: number;
+  /** Open sessions per user; the oldest is closed at the next login beyond it. */
+  sessionLimit: number;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -89,5 +91,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApplianceConfi
       checkpointMinutes: integer(env, 'AUDIT_CHECKPOINT_MINUTES', 15),
     },
     maxBodyBytes: integer(env, 'APPLIANCE_MAX_BODY_BYTES', 1024 * 1024),
+    sessionLimit: integer(env, 'SESSION_LIMIT', 10),
   };
 }

@@ -31,6 +31,10 @@ export class ApiClient {
     return this.request<T>('PATCH', path, body);
   }
 
+  delete<T = any>(path: string): Promise<ApiResponse<T>> {
+    return this.request<T>('DELETE', path);
+  }
+
   /** Sends a request; `body` is serialised as JSON unless it is already a string or Buffer. */
   request<T = any>(
     method: string,
@@ -54,6 +58,8 @@ export class ApiClient {
           ca: this.ca,
           headers: {
             accept: 'application/json',
+            // The CSRF header the appliance requires on cookie-authenticated writes.
+            'x-requested-with': 'appliance-console',
             ...(payload !== undefined
               ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
               : {}),

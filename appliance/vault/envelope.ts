@@ -4,6 +4,11 @@ import { QueryTypes, type Transaction } from 'sequelize';
 
 import { HsmError } from '../../hsm/errors';
 import type { KeyProvider } from '../../hsm/key-provider';
+import {
+  activeMasterKey,
+  masterKeyRetiredProblem,
+  type MasterKeyState,
+} from '../keys/master-key-versions';
 import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
 import { DataKeyCache, type DataKeyCacheOptions } from './data-key-cache';
@@ -43,15 +48,34 @@ export interface PromptEncryption {
   close(): void;
 }
 
+/**
+ * Called in a new prompt's create transaction with its plaintext data key,
+ * after the wrapped key is stored; a throw rolls the creation back. The
+ * runtime uses it to escrow data keys for disaster recovery.
+ */
+export type DataKeyCreatedHook = (
+  promptId: string,
+  keyVersion: number,
+  dataKey: Buffer,
+  transaction: Transaction,
+) => Promise<void>;
+
 /** PKCS#11 mechanism that wraps data keys (RFC 3394), recorded with each wrapped key. */
 export const wrapMechanism = 'CKM_AES_KEY_WRAP';
 
-/** Data-key version given to new prompts; a key rotation would write the next one. */
+/**
+ * Data-key version given to new prompts. A master key rotation rewraps data
+ * keys but keeps them, so this version does not change with it.
+ */
 const currentKeyVersion = 1;
 
 interface DataKeyRow {
   wrapped_key: Buffer;
   master_key_uri: string;
+  master_key_version: number;
+  /** URI recorded in key_versions for master_key_version; null when key_versions has no row. */
+  version_uri: string | null;
+  version_state: MasterKeyState | null;
 }
 
 /**
@@ -66,20 +90,27 @@ export class EnvelopeEncryption implements PromptEncryption {
     private readonly database: Database,
     private readonly keys: KeyProvider,
     cacheOptions: DataKeyCacheOptions = {},
+    private readonly onDataKeyCreated?: DataKeyCreatedHook,
   ) {
     this.cache = new DataKeyCache(cacheOptions);
   }
 
   createKey(promptId: string): NewPromptKey {
     const dataKey = crypto.randomBytes(dataKeyLength);
-    const wrapped = this.keys.wrapDataKey(dataKey);
 
     return {
       sealer: new DataKeySealer(dataKey, currentKeyVersion),
       save: async (transaction) => {
+        // The active master key version is read in the write transaction
+        // that stores the wrapped key, so a rotation committed by another
+        // writer cannot leave this key behind under the previous version.
+        const master = await activeMasterKey(this.database, this.keys, transaction);
+        const wrapped = this.keys.wrapDataKey(dataKey, master.keyUri);
+
         await this.database.sequelize.query(
-          `INSERT INTO prompt_data_keys (prompt_id, key_version, wrapped_key, wrap_mechanism, master_key_uri, created_at)
-           VALUES (:promptId, :keyVersion, :wrapped, :mechanism, :masterKeyUri, :createdAt)`,
+          `INSERT INTO prompt_data_keys (prompt_id, key_version, wrapped_key, wrap_mechanism, master_key_uri,
+             master_key_version, created_at)
+           VALUES (:promptId, :keyVersion, :wrapped, :mechanism, :masterKeyUri, :masterKeyVersion, :createdAt)`,
           {
             transaction,
             replacements: {
@@ -87,11 +118,13 @@ export class EnvelopeEncryption implements PromptEncryption {
               keyVersion: currentKeyVersion,
               wrapped,
               mechanism: wrapMechanism,
-              masterKeyUri: this.keys.masterKeyUri,
+              masterKeyUri: master.keyUri,
+              masterKeyVersion: master.version,
               createdAt: new Date().toISOString(),
             },
           },
         );
+        await this.onDataKeyCreated?.(promptId, currentKeyVersion, dataKey, transaction);
         transaction.afterCommit(() =>
           this.cache.set(cacheId(promptId, currentKeyVersion), dataKey),
         );
@@ -105,17 +138,31 @@ export class EnvelopeEncryption implements PromptEncryption {
     transaction?: Transaction,
   ): Promise<PromptSealer> {
     const id = cacheId(promptId, keyVersion);
+    // A cached key skips the master key state check below. That is safe
+    // because a rewrap keeps the data key itself, and retiring a version is
+    // refused while any data key is still wrapped under it.
     const cached = this.cache.get(id);
     if (cached) return new DataKeySealer(cached, keyVersion);
 
     const rows = await this.database.sequelize.query<DataKeyRow>(
-      'SELECT wrapped_key, master_key_uri FROM prompt_data_keys WHERE prompt_id = :promptId AND key_version = :keyVersion',
+      `SELECT d.wrapped_key, d.master_key_uri, d.master_key_version,
+         v.key_uri AS version_uri, v.state AS version_state
+       FROM prompt_data_keys d LEFT JOIN key_versions v ON v.version = d.master_key_version
+       WHERE d.prompt_id = :promptId AND d.key_version = :keyVersion`,
       { type: QueryTypes.SELECT, transaction, replacements: { promptId, keyVersion } },
     );
     const part = `data key version ${keyVersion}`;
     if (!rows.length) throw new IntegrityError(promptId, `${part} (missing)`);
 
-    const dataKey = this.unwrap(promptId, part, rows[0]);
+    // Fail closed: a retired master key version, or one key_versions does
+    // not record, opens nothing until a rewrap moves the data key.
+    const row = rows[0];
+    const recorded = row.version_uri !== null || row.master_key_version === 1;
+    if (row.version_state === 'retired' || !recorded) {
+      throw masterKeyRetiredProblem(promptId, row.master_key_version);
+    }
+
+    const dataKey = this.unwrap(promptId, part, row);
     this.cache.set(id, dataKey);
     return new DataKeySealer(dataKey, keyVersion);
   }
@@ -126,7 +173,12 @@ export class EnvelopeEncryption implements PromptEncryption {
 
   private unwrap(promptId: string, part: string, row: DataKeyRow): Buffer {
     try {
-      return this.keys.unwrapDataKey(Buffer.from(row.wrapped_key));
+      // The URI comes from key_versions, not from the data-key row, so an
+      // edited row cannot point the unwrap at another key.
+      return this.keys.unwrapDataKey(
+        Buffer.from(row.wrapped_key),
+        row.version_uri ?? this.keys.masterKeyUri,
+      );
     } catch (error) {
       if (!(error instanceof HsmError) || error.code !== 'hsm_unwrap_failed') throw error;
 
@@ -135,7 +187,8 @@ export class EnvelopeEncryption implements PromptEncryption {
         {
           promptId,
           storedMasterKeyUri: row.master_key_uri,
-          masterKeyUri: this.keys.masterKeyUri,
+          masterKeyVersion: row.master_key_version,
+          masterKeyUri: row.version_uri ?? this.keys.masterKeyUri,
           hsmCode: error.code,
         },
         'prompt data key failed to unwrap',

@@ -7,7 +7,12 @@ import { problems, ProblemError } from '../http/problem';
 import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
 import type { DataKeyCacheOptions } from './data-key-cache';
-import { EnvelopeEncryption, type PromptEncryption, type PromptSealer } from './envelope';
+import {
+  EnvelopeEncryption,
+  type DataKeyCreatedHook,
+  type PromptEncryption,
+  type PromptSealer,
+} from './envelope';
 import { IntegrityError, type FieldLocation } from './field-cipher';
 import {
   PromptStore,
@@ -84,6 +89,8 @@ export interface VaultOptions {
   encryption?: PromptEncryption;
   /** Limits of the cache of unwrapped data keys. */
   dataKeyCache?: DataKeyCacheOptions;
+  /** Runs in each new prompt's create transaction with its data key (escrow). */
+  onDataKeyCreated?: DataKeyCreatedHook;
 }
 
 /** Builds the vault over the appliance database, its prompt content sealed under keys wrapped by `keys`. */
@@ -93,7 +100,8 @@ export function createVault(
   options: VaultOptions = {},
 ): Vault {
   const encryption =
-    options.encryption ?? new EnvelopeEncryption(database, keys, options.dataKeyCache);
+    options.encryption ??
+    new EnvelopeEncryption(database, keys, options.dataKeyCache, options.onDataKeyCreated);
   return new Vault(new PromptStore(database), encryption);
 }
 

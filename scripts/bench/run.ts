@@ -6,6 +6,7 @@
  *
  *   npm run bench              all benchmarks
  *   npm run bench -- vault     only those whose name starts with "vault"
+ *   npm run bench -- rewrap    the master key rewrap job on 100,000 data keys
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import path from 'node:path';
 import { searchNode } from '../lib/search-node';
 import type { BenchResult } from './result';
 import { runCollectorBench } from './collector';
+import { runRewrapBench } from './rewrap';
 import { runVaultBench } from './vault';
 
 const filter = process.argv[2] ?? '';
@@ -23,6 +25,10 @@ async function main(): Promise<void> {
 
   if ('vault'.startsWith(filter) || filter.startsWith('vault')) {
     results.push(...(await runVaultBench()));
+  }
+
+  if ('rewrap'.startsWith(filter) || filter.startsWith('rewrap')) {
+    results.push(await runRewrapBench({ dataKeys: 100_000 }));
   }
 
   if ('collector'.startsWith(filter) || filter.startsWith('collector')) {

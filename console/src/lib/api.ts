@@ -71,6 +71,8 @@ export async function apiRequest<T>(
   const url = API_BASE + path;
   const headers: Record<string, string> = {
     Accept: 'application/json, application/problem+json',
+    // Required by the appliance on cookie-authenticated writes (CSRF protection).
+    'X-Requested-With': 'appliance-console',
   };
   const init: RequestInit = {
     method,

@@ -1,0 +1,93 @@
+import cron, { type ScheduledTask } from 'node-cron';
+
+import type { AuditTrail } from '../audit/trail';
+import { ProblemError } from '../http/problem';
+import type { Database } from '../platform/database';
+import { logger } from '../platform/logger';
+import {
+  rotationAuditEntry,
+  type AuditedCommit,
+  type KeyOperator,
+  type KeyRotationService,
+} from './rotation';
+
+/** Environment variable with the cron expression of scheduled master key rotation. */
+export const rotationCronVariable = 'KEY_ROTATION_CRON';
+
+/** Default schedule: 03:00 on the first day of every month, in the appliance's local time. */
+export const defaultRotationCron = '0 3 1 * *';
+
+/** Operator of scheduled rotations, as the audit trail and the rotation records name it. */
+const scheduler: KeyOperator = { trigger: 'scheduler', actor: 'scheduler' };
+
+/**
+ * Returns the cron expression of scheduled rotation, or throws an Error
+ * naming the variable and the fix when it is invalid. An empty value
+ * means the default.
+ */
+export function parseRotationCron(value: string | undefined): string {
+  const expression = value?.trim() || defaultRotationCron;
+  const validation = cron.validateDetailed(expression);
+  if (!validation.valid) {
+    const reasons = validation.errors?.map((error) => `${error.field}: ${error.message}`) ?? [];
+    throw new Error(
+      `${rotationCronVariable} "${expression}" is not a valid cron expression${reasons.length ? ` (${reasons.join('; ')})` : ''}. Use five or six fields such as "${defaultRotationCron}" (03:00 on the first day of each month).`,
+    );
+  }
+  return expression;
+}
+
+/** Builds an AuditedCommit that appends `action` for `operator` in the same transaction. */
+export function auditedCommit(
+  database: Database,
+  audit: Pick<AuditTrail, 'append'>,
+  operator: KeyOperator,
+  action: string,
+): AuditedCommit {
+  return (work) =>
+    database.write(async (transaction) => {
+      const result = await work(transaction);
+      const id = (result as { id?: unknown } | undefined)?.id;
+      await audit.append(
+        rotationAuditEntry(operator, action, typeof id === 'string' ? id : undefined),
+        transaction,
+      );
+      return result;
+    });
+}
+
+/**
+ * Schedules master key rotation with node-cron. A run that finds a rotation
+ * still running logs a warning and skips; any other failure is logged, and
+ * the next run tries again.
+ */
+export function scheduleRotation(
+  expression: string,
+  rotation: KeyRotationService,
+  database: Database,
+  audit: Pick<AuditTrail, 'append'>,
+): ScheduledTask {
+  return cron.schedule(
+    expression,
+    async () => {
+      try {
+        const record = await rotation.rotate(
+          scheduler,
+          auditedCommit(database, audit, scheduler, 'keys.master.rotate'),
+        );
+        logger.info(
+          { rotationId: record.id, fromVersion: record.fromVersion, toVersion: record.toVersion },
+          'scheduled master key rotation started',
+        );
+        rotation.startRewrap(record.id);
+      } catch (error) {
+        if (error instanceof ProblemError && error.status === 409) {
+          logger.warn({ detail: error.detail }, 'scheduled master key rotation skipped');
+          return;
+        }
+        logger.error({ err: error }, 'scheduled master key rotation failed');
+      }
+    },
+    { name: 'master-key-rotation', noOverlap: true },
+  );
+}

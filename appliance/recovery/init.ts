@@ -1,0 +1,165 @@
+import crypto from 'node:crypto';
+
+import type { KeyProvider } from '../../hsm/key-provider';
+import type { AuditEntry } from '../audit/trail';
+import type { AuditTrail } from '../audit/trail';
+import type { Database } from '../platform/database';
+import { RecoveryInputError } from './errors';
+import { escrowMissingDataKeys, readRecoveryKey, saveRecoveryKey } from './escrow';
+import { RecoveryKey } from './recovery-key';
+import { splitRecoveryKey } from './shares';
+
+/** Opened appliance parts that a recovery command uses. */
+export interface RecoveryContext {
+  database: Database;
+  keys: KeyProvider;
+  audit: Pick<AuditTrail, 'append'>;
+  /** Audit actor: `cli:<os user>`. */
+  operator: string;
+}
+
+export interface InitOptions {
+  custodians: string[];
+  threshold: number;
+  /** Replace an existing recovery key; its escrow rows are rewritten under the new one. */
+  replace?: boolean;
+}
+
+export interface InitResult {
+  fingerprint: string;
+  shares: { custodian: string; share: string }[];
+  escrowed: number;
+}
+
+const custodianPattern = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+/** Limits of shamir-secret-sharing: 2 to 255 shares and threshold. */
+const maxShares = 255;
+
+/**
+ * Makes a new recovery key in memory, splits it among the custodians, stores
+ * its fingerprint and public key, and escrows every data key under it, all in
+ * one write with its audit records. The shares are returned for printing
+ * once; neither they nor the key are stored.
+ */
+export async function initRecovery(
+  context: RecoveryContext,
+  options: InitOptions,
+): Promise<InitResult> {
+  checkCustodians(options.custodians, options.threshold);
+
+  const key = RecoveryKey.generate();
+  try {
+    const keyBytes = key.bytes();
+    const shares = await splitRecoveryKey(keyBytes, options.custodians.length, options.threshold);
+    keyBytes.fill(0);
+
+    const record = {
+      fingerprint: key.fingerprint(),
+      publicKey: key.publicKey(),
+      shareCount: options.custodians.length,
+      threshold: options.threshold,
+      custodians: options.custodians,
+      createdBy: context.operator,
+      createdAt: new Date().toISOString(),
+    };
+
+    const escrowed = await context.database.write(async (transaction) => {
+      const existing = await readRecoveryKey(context.database, transaction);
+      if (existing && !options.replace) {
+        throw new RecoveryInputError(
+          `a recovery key already exists (fingerprint ${existing.fingerprint.slice(0, 8)}, ${existing.threshold} of ${existing.shareCount} shares, made ${existing.createdAt}); pass --replace to make a new one and void the old shares`,
+        );
+      }
+      await saveRecoveryKey(context.database, record, transaction);
+      const count = await escrowMissingDataKeys(
+        context.database,
+        context.keys,
+        record,
+        transaction,
+      );
+
+      const reason = `recovery key ${record.fingerprint.slice(0, 8)}: ${options.threshold} of ${options.custodians.length} shares for ${options.custodians.join(', ')}${existing ? `; replaced ${existing.fingerprint.slice(0, 8)}` : ''}`;
+      await context.audit.append(
+        auditEntry(context, 'recovery.init', record.fingerprint, reason),
+        transaction,
+      );
+      await context.audit.append(
+        auditEntry(context, 'recovery.escrow', record.fingerprint, `${count} data keys escrowed`),
+        transaction,
+      );
+      return count;
+    });
+
+    return {
+      fingerprint: record.fingerprint,
+      shares: options.custodians.map((custodian, index) => ({
+        custodian,
+        share: shares[index],
+      })),
+      escrowed,
+    };
+  } finally {
+    key.destroy();
+  }
+}
+
+/** Escrows the data keys that have no escrow row yet; needs no shares, only the stored public key. */
+export async function syncEscrow(context: RecoveryContext): Promise<number> {
+  return context.database.write(async (transaction) => {
+    const record = await readRecoveryKey(context.database, transaction);
+    if (!record) {
+      throw new RecoveryInputError(
+        'no recovery key exists yet; run `appliancectl recovery init --custodian NAME ... --threshold K` first',
+      );
+    }
+    const count = await escrowMissingDataKeys(context.database, context.keys, record, transaction);
+    await context.audit.append(
+      auditEntry(context, 'recovery.escrow', record.fingerprint, `${count} data keys escrowed`),
+      transaction,
+    );
+    return count;
+  });
+}
+
+export function auditEntry(
+  context: Pick<RecoveryContext, 'operator'>,
+  action: string,
+  resourceId: string,
+  reason: string,
+): AuditEntry {
+  return {
+    requestId: crypto.randomUUID(),
+    actor: { username: context.operator },
+    action,
+    resource: { type: 'recovery_key', id: resourceId.slice(0, 64) },
+    outcome: 'success',
+    sourceIp: 'local',
+    reason: reason.slice(0, 512),
+  };
+}
+
+function checkCustodians(custodians: string[], threshold: number): void {
+  if (custodians.length < 2 || custodians.length > maxShares) {
+    throw new RecoveryInputError(
+      `--custodian: give 2 to ${maxShares} custodians, one --custodian NAME each (got ${custodians.length})`,
+    );
+  }
+  for (const name of custodians) {
+    if (!custodianPattern.test(name)) {
+      throw new RecoveryInputError(
+        `--custodian ${JSON.stringify(name)}: use 1 to 64 letters, digits, dot, underscore, @ or hyphen, starting with a letter or digit`,
+      );
+    }
+  }
+  const duplicate = custodians.find((name, index) => custodians.indexOf(name) !== index);
+  if (duplicate) {
+    throw new RecoveryInputError(
+      `--custodian ${duplicate} is a duplicate; each custodian receives one share`,
+    );
+  }
+  if (!Number.isInteger(threshold) || threshold < 2 || threshold > custodians.length) {
+    throw new RecoveryInputError(
+      `--threshold must be a whole number from 2 to the number of custodians (${custodians.length})`,
+    );
+  }
+}

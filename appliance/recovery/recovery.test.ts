@@ -1,0 +1,359 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { QueryTypes } from 'sequelize';
+
+import { exitCodes } from '../cli/exit-codes';
+import { loadConfig, repoRoot, type ApplianceConfig } from '../platform/config';
+import { startAppliance, type RunningAppliance } from '../runtime';
+import { ApiClient } from '../testing/api-client';
+import {
+  adminTestPassword,
+  sharedTokenEnv,
+  startTestAppliance,
+  type TestAppliance,
+} from '../testing/harness';
+import { RecoveryInputError } from './errors';
+import { initRecovery } from './init';
+import { RecoveryKey, sealDataKey } from './recovery-key';
+import { restoreBackup } from './restore';
+import { combineShares, parseShare, splitRecoveryKey } from './shares';
+
+const bin = path.join(repoRoot, 'appliance', 'cli', 'appliancectl.mjs');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs appliancectl as an operator would. */
+function appliancectl(args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, timeout: 120_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Flips one hex digit in the share part of `share`, keeping its checksum. */
+function mistype(share: string): string {
+  const index = share.length - 20;
+  const digit = share[index] === '0' ? '1' : '0';
+  return share.slice(0, index) + digit + share.slice(index + 1);
+}
+
+describe('recovery shares and escrow', () => {
+  it('combines 2 of 3, names bad shares', async () => {
+    const key = RecoveryKey.generate();
+    const shares = await splitRecoveryKey(key.bytes(), 3, 2);
+    const fingerprint = key.fingerprint();
+
+    for (const pair of [
+      [0, 1],
+      [1, 2],
+      [0, 2],
+    ]) {
+      const parsed = pair.map((index) => parseShare(shares[index], index + 1));
+      const rebuilt = await combineShares(parsed, fingerprint, 2);
+      assert.ok(rebuilt.equals(key.bytes()));
+    }
+
+    await assert.rejects(
+      combineShares([parseShare(shares[0], 1)], fingerprint, 2),
+      /2 shares are needed .* 1 given/,
+    );
+    assert.throws(() => parseShare(mistype(shares[1]), 2), /--share number 2 fails its checksum/);
+    assert.throws(() => parseShare('hello', 1), /--share number 1 is not a recovery share/);
+    await assert.rejects(
+      combineShares([parseShare(shares[0], 1), parseShare(shares[0], 2)], fingerprint, 2),
+      /given twice/,
+    );
+
+    const other = await splitRecoveryKey(RecoveryKey.generate().bytes(), 3, 2);
+    await assert.rejects(
+      combineShares([parseShare(shares[0], 1), parseShare(other[1], 2)], fingerprint, 2),
+      /--share number 2 belongs to recovery key/,
+    );
+  });
+
+  it('escrow opens only for its prompt', () => {
+    const key = RecoveryKey.generate();
+    const dataKey = crypto.randomBytes(32);
+    const sealed = sealDataKey(key.publicKey(), dataKey, 'prompt-a', 1);
+
+    assert.ok(key.openDataKey(sealed, 'prompt-a', 1).equals(dataKey));
+    assert.throws(() => key.openDataKey(sealed, 'prompt-b', 1));
+    assert.throws(() => key.openDataKey(sealed, 'prompt-a', 2));
+    assert.throws(() => RecoveryKey.generate().openDataKey(sealed, 'prompt-a', 1));
+  });
+});
+
+describe('recovery drill: backup, shares and a fresh token @integration', function () {
+  this.timeout(180_000);
+
+  let applianceA: TestAppliance;
+  let envA: Record<string, string>;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'recovery-drill-'));
+  const backupFile = path.join(work, 'appliance-a.sqlite');
+  const markers = [`marker-${crypto.randomUUID()}`, `marker-${crypto.randomUUID()}`];
+  const promptIds: string[] = [];
+  let shares: Record<string, string> = {};
+  let applianceB: RunningAppliance | undefined;
+  let config: ApplianceConfig;
+
+  /** Env of a machine B: an empty data dir and a token of its own (new master key). */
+  function freshMachine(): { env: Record<string, string>; dataDir: string } {
+    const dataDir = fs.mkdtempSync(path.join(work, 'machine-b-'));
+    return {
+      dataDir,
+      env: {
+        ...sharedTokenEnv(),
+        APPLIANCE_DATA_DIR: dataDir,
+        HSM_TOKEN_LABEL: `restore-${crypto.randomBytes(4).toString('hex')}`,
+      },
+    };
+  }
+
+  before(async function () {
+    applianceA = await startTestAppliance();
+    envA = { ...sharedTokenEnv(), APPLIANCE_DATA_DIR: applianceA.dataDir };
+    const admin = await applianceA.admin();
+
+    for (const marker of markers.slice(0, 1)) {
+      const created = await admin.post('/prompts', { title: `T ${marker}`, body: `B ${marker}` });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      promptIds.push(created.body.id);
+    }
+  });
+
+  after(async function () {
+    await applianceB?.close();
+    await applianceA?.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('init fails closed without audit', async () => {
+    const { database, keys } = applianceA.appliance;
+    await assert.rejects(
+      initRecovery(
+        {
+          database,
+          keys,
+          operator: 'cli:test',
+          audit: {
+            append: () => Promise.reject(new Error('audit store unavailable')),
+          },
+        },
+        { custodians: ['alice', 'bob'], threshold: 2 },
+      ),
+      /audit store unavailable/,
+    );
+    const rows = await database.sequelize.query('SELECT * FROM recovery_keys', {
+      type: QueryTypes.SELECT,
+    });
+    assert.equal(rows.length, 0);
+  });
+
+  it('init rejects threshold above N', async () => {
+    const run = await appliancectl(
+      ['recovery', 'init', '--custodian', 'alice', '--custodian', 'bob', '--threshold', '3'],
+      envA,
+    );
+    assert.equal(run.code, exitCodes.usage, run.stderr);
+    assert.match(
+      run.stderr,
+      /--threshold must be a whole number from 2 to the number of custodians/,
+    );
+  });
+
+  it('init prints shares, escrows keys', async () => {
+    const run = await appliancectl(
+      [
+        'recovery',
+        'init',
+        ...['alice', 'bob', 'carol'].flatMap((name) => ['--custodian', name]),
+        '--threshold',
+        '2',
+      ],
+      envA,
+    );
+    assert.equal(run.code, exitCodes.ok, run.stderr);
+    assert.match(run.stdout, /2 of 3 shares restore it; 1 data keys escrowed/);
+    shares = Object.fromEntries(
+      [...run.stdout.matchAll(/^\s+(alice|bob|carol)\s+(prs1-\S+)$/gm)].map((m) => [m[1], m[2]]),
+    );
+    assert.deepEqual(Object.keys(shares).sort(), ['alice', 'bob', 'carol']);
+
+    // Neither the key nor a share is stored anywhere in the database.
+    const content = fs.readFileSync(applianceA.appliance.config.databaseFile);
+    for (const share of Object.values(shares)) {
+      const shareHex = share.split('-')[2];
+      assert.equal(content.includes(Buffer.from(shareHex, 'hex')), false);
+    }
+    const again = await appliancectl(
+      ['recovery', 'init', '--custodian', 'x', '--custodian', 'y', '--threshold', '2'],
+      envA,
+    );
+    assert.equal(again.code, exitCodes.usage);
+    assert.match(again.stderr, /a recovery key already exists .* pass --replace/);
+  });
+
+  it('escrows new prompts, then backs up', async () => {
+    const admin = await applianceA.admin();
+    const created = await admin.post('/prompts', {
+      title: `T ${markers[1]}`,
+      body: `B ${markers[1]}`,
+    });
+    assert.equal(created.status, 201);
+    promptIds.push(created.body.id);
+
+    // The vault escrows a new prompt's data key in its create transaction,
+    // so escrow-sync finds nothing left to do.
+    const escrowed = await applianceA.appliance.database.sequelize.query(
+      'SELECT prompt_id FROM recovery_escrow WHERE prompt_id = :id',
+      { type: QueryTypes.SELECT, replacements: { id: created.body.id } },
+    );
+    assert.equal(escrowed.length, 1);
+    const sync = await appliancectl(['recovery', 'escrow-sync'], envA);
+    assert.equal(sync.code, exitCodes.ok, sync.stderr);
+    assert.match(sync.stdout, /^0 data keys escrowed/m);
+
+    const backup = await appliancectl(['backup', 'create', backupFile], envA);
+    assert.equal(backup.code, exitCodes.ok, backup.stderr);
+    const manifest = JSON.parse(fs.readFileSync(`${backupFile}.manifest.json`, 'utf8'));
+    assert.equal(
+      manifest.database.sha256,
+      crypto.createHash('sha256').update(fs.readFileSync(backupFile)).digest('hex'),
+    );
+    assert.equal(manifest.unescrowedDataKeys, 0);
+    for (const marker of markers) assert.equal(fs.readFileSync(backupFile).includes(marker), false);
+    assert.match(manifest.recovery.fingerprint, /^[0-9a-f]{64}$/);
+
+    const actions = await applianceA.appliance.database.sequelize.query<{ action: string }>(
+      `SELECT action FROM audit_records WHERE action LIKE 'recovery.%' OR action = 'backup.create' ORDER BY seq`,
+      { type: QueryTypes.SELECT },
+    );
+    assert.deepEqual(
+      actions.map((row) => row.action),
+      ['recovery.init', 'recovery.escrow', 'recovery.escrow', 'backup.create'],
+    );
+  });
+
+  it('restore rejects bad input, exit 2', async () => {
+    const otherShares = await splitRecoveryKey(RecoveryKey.generate().bytes(), 3, 2);
+    const tampered = path.join(work, 'tampered.sqlite');
+    const bytes = fs.readFileSync(backupFile);
+    bytes[bytes.length - 100] ^= 0xff;
+    fs.writeFileSync(tampered, bytes);
+    fs.copyFileSync(`${backupFile}.manifest.json`, `${tampered}.manifest.json`);
+
+    const cases: [string, string, string[], RegExp][] = [
+      ['one share', backupFile, [shares.alice], /2 shares are needed .* 1 given/],
+      [
+        'a mistyped share',
+        backupFile,
+        [shares.alice, mistype(shares.bob)],
+        /--share number 2 fails its checksum/,
+      ],
+      [
+        'a share of another key',
+        backupFile,
+        [shares.alice, otherShares[0]],
+        /--share number 2 belongs to recovery key/,
+      ],
+      ['a tampered backup', tampered, [shares.alice, shares.bob], /fails its checksum/],
+    ];
+    for (const [name, file, given, message] of cases) {
+      const machine = freshMachine();
+      const run = await appliancectl(
+        ['recovery', 'restore', '--backup', file, ...given.flatMap((s) => ['--share', s])],
+        machine.env,
+      );
+      assert.equal(run.code, exitCodes.usage, `${name}: ${run.stderr}`);
+      assert.match(run.stderr, message, name);
+      assert.deepEqual(fs.readdirSync(machine.dataDir), [], `${name}: nothing written`);
+    }
+  });
+
+  // The restore runs in this process through restoreBackup, the function
+  // behind `appliancectl recovery restore`: the SoftHSM module of a process
+  // lists its tokens once, so appliance B started here would not see a token
+  // that an appliancectl child process made.
+  it('restore onto fresh token serves prompts', async () => {
+    const machine = freshMachine();
+    config = loadConfig(machine.env);
+    const result = await restoreBackup(config, {
+      backupFile,
+      shares: [shares.carol, shares.alice],
+      operator: 'cli:test',
+    });
+    assert.equal(result.restoredKeys, 2);
+    assert.deepEqual(
+      fs.readdirSync(machine.dataDir).filter((name) => name.includes('sqlite')),
+      ['appliance.sqlite'],
+    );
+
+    applianceB = await startAppliance(config, { port: 0, search: false });
+    const client = new ApiClient(
+      applianceB.url,
+      fs.readFileSync(path.join(config.tlsDir, 'appliance.crt')),
+    );
+    const login = await client.post('/auth/login', {
+      username: 'admin',
+      password: adminTestPassword,
+    });
+    assert.equal(login.status, 200, JSON.stringify(login.body));
+
+    for (const [index, id] of promptIds.entries()) {
+      const prompt = await client.get(`/prompts/${id}`);
+      assert.equal(prompt.status, 200, JSON.stringify(prompt.body));
+      assert.equal(prompt.body.title, `T ${markers[index]}`);
+      assert.ok(JSON.stringify(prompt.body).includes(`B ${markers[index]}`));
+    }
+
+    // Every data key is now wrapped under token B's master key, not A's.
+    const uris = await applianceB.database.sequelize.query<{ master_key_uri: string }>(
+      'SELECT DISTINCT master_key_uri FROM prompt_data_keys',
+      { type: QueryTypes.SELECT },
+    );
+    assert.deepEqual(
+      uris.map((row) => row.master_key_uri),
+      [applianceB.keys.masterKeyUri],
+    );
+    assert.notEqual(applianceB.keys.masterKeyUri, applianceA.appliance.keys.masterKeyUri);
+
+    const restore = await applianceB.database.sequelize.query<{ reason: string }>(
+      `SELECT reason FROM audit_records WHERE action = 'recovery.restore'`,
+      { type: QueryTypes.SELECT },
+    );
+    assert.equal(restore.length, 1);
+    assert.match(restore[0].reason, /sealed old chain head seq \d+ hash [0-9a-f]{64}/);
+
+    // Token B's audit key cannot check records HMACed by token A: verify
+    // names the first of them, as docs/recovery.md says.
+    const verification = await applianceB.audit.verify();
+    assert.equal(verification.firstBroken?.seq, 1);
+
+    await assert.rejects(
+      restoreBackup(config, {
+        backupFile,
+        shares: [shares.alice, shares.bob],
+        operator: 'cli:test',
+      }),
+      (error: unknown) =>
+        error instanceof RecoveryInputError &&
+        /already exists; restore only into an empty/.test(error.message),
+    );
+  });
+});
