@@ -28,6 +28,9 @@ const rule = (allowed: Role[]): Rule => ({
  */
 const matrix: Record<string, Rule> = {
   'POST /auth/login': all,
+  // Public; without OIDC_* settings both answer 404 (OpenID Connect sign-in is off).
+  'GET /auth/oidc/login': all,
+  'GET /auth/oidc/callback': all,
   'POST /auth/mfa/verify': all,
   'POST /auth/mfa/totp/enroll': all,
   'POST /auth/mfa/totp/confirm': all,
@@ -63,6 +66,11 @@ const matrix: Record<string, Rule> = {
   'POST /keys/rewrap': adminOnly,
   'PUT /keys/master/minimum-version': adminOnly,
   'POST /keys/rotations/:id/resume': adminOnly,
+  'GET /projects': adminOnly,
+  'GET /projects/keys': rule(['admin', 'auditor']),
+  'POST /projects': adminOnly,
+  'POST /projects/:id/key/revoke': adminOnly,
+  'POST /projects/:id/key/restore': adminOnly,
   'GET /alerts': rule(['admin', 'analyst', 'auditor']),
   'GET /alerts/:id': rule(['admin', 'analyst', 'auditor']),
   'GET /alerts/:id/events': rule(['admin', 'analyst', 'auditor']),

@@ -11,6 +11,7 @@ import { createApp } from './http/app';
 import { runHealthChecks, type HealthReport } from './http/health';
 import type { RouteSpec } from './http/route';
 import { identityRoutes } from './identity/routes';
+import { oidcRoutes } from './identity/oidc/routes';
 import { keyRoutes } from './keys/routes';
 import { KeyInventory } from './keys/service';
 import { IdentityService } from './identity/service';
@@ -23,6 +24,7 @@ import { vaultRoutes } from './vault/routes';
 import { escrowAtCreation } from './recovery/escrow';
 import { createVault } from './vault/vault';
 import { connectEvents, type EventServices } from './events';
+import { openTenants } from './tenants';
 
 /** A started appliance; `close` stops its server and background jobs in order. */
 export interface RunningAppliance {
@@ -85,13 +87,16 @@ export async function startAppliance(
     options.search === false ? undefined : await connectEvents(config, database, audit);
   const forwarder = events ? new AuditForwarder(database, audit, events.auditSink) : undefined;
 
-  const vault = createVault(database, keys, { onDataKeyCreated: escrowAtCreation(database) });
+  const tenants = await openTenants(config, database, keys, escrowAtCreation(database));
+  const vault = createVault(database, keys, { encryption: tenants.encryption });
   const routes: RouteSpec[] = [
     ...identityRoutes(identity),
+    ...oidcRoutes(identity, config, database),
     ...auditRoutes(audit),
     ...checkpointRoutes(audit.checkpoints, keys),
     ...vaultRoutes(vault),
     ...keyRoutes(keyInventory),
+    ...tenants.routes,
     ...(events?.routes ?? []),
   ];
   const app = createApp({
@@ -133,6 +138,7 @@ export async function startAppliance(
       await keyInventory.stop();
       await database.close();
       vault.close();
+      tenants.close();
       keys.close();
     },
   };

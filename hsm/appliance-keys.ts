@@ -32,7 +32,7 @@ const keyLength = 32;
  * never leaves the token (sensitive, not extractable), and its attributes
  * cannot be changed or copied.
  */
-function masterKeyTemplate(id: Buffer, label = masterKeyLabel): ITemplate {
+export function masterKeyTemplate(id: Buffer, label = masterKeyLabel): ITemplate {
   return {
     class: ObjectClass.SECRET_KEY,
     keyType: KeyType.AES,

@@ -25,6 +25,8 @@ export type HsmErrorCode =
   | 'hsm_mechanism_missing'
   /** A wrapped data key failed to unwrap: it was altered or wrapped under another master key. */
   | 'hsm_unwrap_failed'
+  /** An authenticated decryption (CKM_AES_GCM) failed its tag check: the input was altered. */
+  | 'hsm_decrypt_failed'
   /** The caller passed a value of the wrong type or length. */
   | 'hsm_invalid_input'
   /** The key provider was used after close(). */

@@ -220,7 +220,8 @@ export class Pkcs11KeyProvider implements KeyProvider {
     try {
       return this.session.wrapKey(MechanismEnum.AES_KEY_WRAP, masterKey, dataKeyObject);
     } catch (error) {
-      throw toHsmError(error, 'Wrapping the data key under the master key (C_WrapKey)');
+      const action = 'Wrapping the data key under the master key (C_WrapKey)';
+      throw masterKeyGoneError(error, action) ?? toHsmError(error, action);
     } finally {
       this.destroyQuietly(dataKeyObject, 'wrap');
     }
@@ -261,7 +262,8 @@ export class Pkcs11KeyProvider implements KeyProvider {
     try {
       return this.session.wrapKey(MechanismEnum.AES_KEY_WRAP, toKey, dataKeyObject);
     } catch (error) {
-      throw toHsmError(error, 'Wrapping the data key under the new master key version (C_WrapKey)');
+      const action = 'Wrapping the data key under the new master key version (C_WrapKey)';
+      throw masterKeyGoneError(error, action) ?? toHsmError(error, action);
     } finally {
       this.destroyQuietly(dataKeyObject, 'rewrap');
     }
@@ -481,7 +483,38 @@ function describeLength(value: unknown): string {
   return Buffer.isBuffer(value) ? `${value.length} bytes` : typeof value;
 }
 
+/**
+ * Return values that mean the master key handle no longer names an object,
+ * because the key was deleted from the token after the provider looked it up.
+ */
+const masterKeyGone = new Set([
+  'CKR_KEY_HANDLE_INVALID',
+  'CKR_OBJECT_HANDLE_INVALID',
+  'CKR_UNWRAPPING_KEY_HANDLE_INVALID',
+  'CKR_WRAPPING_KEY_HANDLE_INVALID',
+]);
+
+/**
+ * Maps a failed C_WrapKey or C_UnwrapKey whose master key was deleted to
+ * hsm_key_missing, so the vault refuses with 503 instead of reading the
+ * failure as an altered record; returns undefined for any other failure.
+ */
+function masterKeyGoneError(error: unknown, action: string): HsmError | undefined {
+  const ckr = ckrName(error);
+  if (ckr === undefined || !masterKeyGone.has(ckr)) return undefined;
+
+  clearOpenSslErrorQueue();
+  return new HsmError(
+    'hsm_key_missing',
+    `${action} failed with ${ckr}: the master key is no longer on the token. Nothing was changed. Restore the token from its backup, then restart the appliance.`,
+    { ckr, cause: error },
+  );
+}
+
 function unwrapError(error: unknown): HsmError {
+  const missingKey = masterKeyGoneError(error, 'Unwrapping the data key (C_UnwrapKey)');
+  if (missingKey) return missingKey;
+
   clearOpenSslErrorQueue();
   const ckr = ckrName(error);
   if (ckr !== undefined && unwrapIntegrityFailures.has(ckr)) {

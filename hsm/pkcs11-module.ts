@@ -84,6 +84,10 @@ export function releaseModule(module: Module, holder: string): void {
   current = null;
   try {
     module.finalize();
+  } catch (error) {
+    // The module was already finalised under this holder (the HSM went away
+    // or another caller ended it), so there is nothing left to end.
+    if (ckrName(error) !== 'CKR_CRYPTOKI_NOT_INITIALIZED') throw error;
   } finally {
     closeQuietly(module);
   }

@@ -31,6 +31,16 @@ export function createApp(options: AppOptions): express.Express {
   app.use(
     pinoHttp({
       logger,
+      // Query strings can carry one-time values (the OIDC callback's code and
+      // state), so request logs keep the path only.
+      serializers: {
+        req: (request: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
+          id: request.id,
+          method: request.method,
+          path: request.url.split('?')[0],
+          remoteAddress: request.remoteAddress,
+        }),
+      },
       genReqId: (request, response) => {
         const id = crypto.randomUUID();
         response.setHeader('x-request-id', id);

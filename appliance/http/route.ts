@@ -228,7 +228,8 @@ function auditReasonOf(
   problem?: ProblemError,
 ): { reason?: string } {
   const parts = [
-    problem ? auditReason(problem) : context.auditNote,
+    problem ? auditReason(problem) : undefined,
+    context.auditNote,
     context.principal?.apiKey ? `api_key=${context.principal.apiKey.id}` : undefined,
   ].filter((part): part is string => Boolean(part));
   return parts.length ? { reason: parts.join('; ') } : {};

@@ -14,6 +14,7 @@ export const resources = [
   'users',
   'settings',
   'keys',
+  'projects',
 ] as const;
 export type Resource = (typeof resources)[number];
 

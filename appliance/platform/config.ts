@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { readOidcSettings, type OidcSettings } from '../identity/oidc/settings';
+
 /** Root of the checkout; the default data directory lives below it. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -41,6 +43,8 @@ export interface ApplianceConfig {
   maxBodyBytes: number;
   /** Open sessions per user; the oldest is closed at the next login beyond it. */
   sessionLimit: number;
+  /** OpenID Connect sign-in; undefined when no OIDC_* setting is given. */
+  oidc?: OidcSettings;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -92,5 +96,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApplianceConfi
     },
     maxBodyBytes: integer(env, 'APPLIANCE_MAX_BODY_BYTES', 1024 * 1024),
     sessionLimit: integer(env, 'SESSION_LIMIT', 10),
+    oidc: readOidcSettings(env),
   };
 }

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import crypto from 'node:crypto';
 
 import { QueryTypes, type Transaction } from 'sequelize';
@@ -60,6 +61,38 @@ export type DataKeyCreatedHook = (
   transaction: Transaction,
 ) => Promise<void>;
 
+/**
+ * Tenant master keys of projects, as envelope encryption uses them. The
+ * tenants domain implements it; every method throws a ProblemError
+ * (tenant_key_unavailable) when the project's key is revoked or destroyed.
+ */
+export interface TenantKeyAccess {
+  /**
+   * Returns the PKCS#11 URI of the tenant master key of `projectId`, or
+   * undefined when the appliance master key wraps that project's data keys.
+   * Throws a 400 problem naming `projectId` when no such project exists.
+   */
+  keyUriFor(projectId: string): string | undefined;
+  /** Wraps a data key under the tenant master key of `projectId`. */
+  wrap(projectId: string, dataKey: Buffer): Buffer;
+  /** Unwraps a data key stored as wrapped by the key at `keyUri`, which must be the project's key. */
+  unwrap(projectId: string, keyUri: string, wrapped: Buffer): Buffer;
+  /** Checks that the tenant master key of `projectId` is still usable, before a cached data key is used. */
+  check(projectId: string): void;
+}
+
+/**
+ * Project of the prompt that the current request creates. The route sets it
+ * around Vault.createPrompt() with inProject(), so createKey() can pick the
+ * wrapping key without the vault service passing the project through.
+ */
+const projectScope = new AsyncLocalStorage<string>();
+
+/** Runs `work` with `projectId` as the project of any prompt it creates; undefined means no project. */
+export function inProject<T>(projectId: string | undefined, work: () => Promise<T>): Promise<T> {
+  return projectId === undefined ? work() : projectScope.run(projectId, work);
+}
+
 /** PKCS#11 mechanism that wraps data keys (RFC 3394), recorded with each wrapped key. */
 export const wrapMechanism = 'CKM_AES_KEY_WRAP';
 
@@ -68,6 +101,12 @@ export const wrapMechanism = 'CKM_AES_KEY_WRAP';
  * keys but keeps them, so this version does not change with it.
  */
 const currentKeyVersion = 1;
+
+interface TenantDataKeyRow {
+  project_id: string;
+  wrapped_key: Buffer;
+  tenant_key_uri: string;
+}
 
 interface DataKeyRow {
   wrapped_key: Buffer;
@@ -86,21 +125,37 @@ interface DataKeyRow {
 export class EnvelopeEncryption implements PromptEncryption {
   private readonly cache: DataKeyCache;
 
+  /**
+   * Unwrapped data keys of customer-keyed projects, one cache per project,
+   * so revoking a project's key can zero and drop exactly its keys.
+   */
+  private readonly tenantCaches = new Map<string, DataKeyCache>();
+
+  /** Project of each cache id held in tenantCaches. */
+  private readonly tenantCacheProjects = new Map<string, string>();
+
   constructor(
     private readonly database: Database,
     private readonly keys: KeyProvider,
-    cacheOptions: DataKeyCacheOptions = {},
+    private readonly cacheOptions: DataKeyCacheOptions = {},
     private readonly onDataKeyCreated?: DataKeyCreatedHook,
+    private readonly tenants?: TenantKeyAccess,
   ) {
     this.cache = new DataKeyCache(cacheOptions);
   }
 
   createKey(promptId: string): NewPromptKey {
     const dataKey = crypto.randomBytes(dataKeyLength);
+    const projectId = projectScope.getStore();
 
     return {
       sealer: new DataKeySealer(dataKey, currentKeyVersion),
       save: async (transaction) => {
+        if (projectId !== undefined) {
+          const saved = await this.saveInProject(promptId, projectId, dataKey, transaction);
+          if (saved) return;
+        }
+
         // The active master key version is read in the write transaction
         // that stores the wrapped key, so a rotation committed by another
         // writer cannot leave this key behind under the previous version.
@@ -144,6 +199,9 @@ export class EnvelopeEncryption implements PromptEncryption {
     const cached = this.cache.get(id);
     if (cached) return new DataKeySealer(cached, keyVersion);
 
+    const tenantKey = await this.tenantDataKey(promptId, keyVersion, transaction);
+    if (tenantKey) return new DataKeySealer(tenantKey, keyVersion);
+
     const rows = await this.database.sequelize.query<DataKeyRow>(
       `SELECT d.wrapped_key, d.master_key_uri, d.master_key_version,
          v.key_uri AS version_uri, v.state AS version_state
@@ -167,8 +225,123 @@ export class EnvelopeEncryption implements PromptEncryption {
     return new DataKeySealer(dataKey, keyVersion);
   }
 
+  /** Returns how many unwrapped data keys of `projectId` the cache holds. */
+  cachedProjectKeys(projectId: string): number {
+    return this.tenantCaches.get(projectId)?.size ?? 0;
+  }
+
+  /** Zeroes and drops the cached data keys of `projectId`; called when its tenant key is revoked. */
+  purgeProject(projectId: string): void {
+    this.tenantCaches.get(projectId)?.clear();
+    this.tenantCaches.delete(projectId);
+    for (const [id, project] of this.tenantCacheProjects) {
+      if (project === projectId) this.tenantCacheProjects.delete(id);
+    }
+  }
+
   close(): void {
     this.cache.clear();
+    for (const cache of this.tenantCaches.values()) cache.clear();
+    this.tenantCaches.clear();
+    this.tenantCacheProjects.clear();
+  }
+
+  /**
+   * Records the prompt in `projectId` and, when the project is customer
+   * keyed, stores its data key wrapped by the tenant master key. Returns
+   * false when the appliance master key wraps it instead. A customer-keyed
+   * data key is neither escrowed nor cached at creation, because both would
+   * keep a copy that survives revoking or destroying the tenant key.
+   */
+  private async saveInProject(
+    promptId: string,
+    projectId: string,
+    dataKey: Buffer,
+    transaction: Transaction,
+  ): Promise<boolean> {
+    if (!this.tenants) throw new Error('Prompts in projects need the tenant key access.');
+
+    const keyUri = this.tenants.keyUriFor(projectId);
+    await this.database.sequelize.query(
+      'INSERT INTO project_prompts (prompt_id, project_id) VALUES (:promptId, :projectId)',
+      { transaction, replacements: { promptId, projectId } },
+    );
+    if (keyUri === undefined) return false;
+
+    const wrapped = this.tenants.wrap(projectId, dataKey);
+    await this.database.sequelize.query(
+      `INSERT INTO project_data_keys (prompt_id, key_version, project_id, wrapped_key, wrap_mechanism,
+         tenant_key_uri, created_at)
+       VALUES (:promptId, :keyVersion, :projectId, :wrapped, :mechanism, :keyUri, :createdAt)`,
+      {
+        transaction,
+        replacements: {
+          promptId,
+          keyVersion: currentKeyVersion,
+          projectId,
+          wrapped,
+          mechanism: wrapMechanism,
+          keyUri,
+          createdAt: new Date().toISOString(),
+        },
+      },
+    );
+    return true;
+  }
+
+  /**
+   * Returns the data key of a prompt in a customer-keyed project, or
+   * undefined when the prompt's key is not a tenant-wrapped one. A cached
+   * key is used only after the tenant key is found usable on its token, so
+   * a destroyed key stops reads at once.
+   */
+  private async tenantDataKey(
+    promptId: string,
+    keyVersion: number,
+    transaction?: Transaction,
+  ): Promise<Buffer | undefined> {
+    const id = cacheId(promptId, keyVersion);
+    const cachedProject = this.tenantCacheProjects.get(id);
+    if (cachedProject !== undefined && this.tenants) {
+      this.tenants.check(cachedProject);
+      const cached = this.tenantCaches.get(cachedProject)?.get(id);
+      if (cached) return cached;
+    }
+
+    const rows = await this.database.sequelize.query<TenantDataKeyRow>(
+      `SELECT project_id, wrapped_key, tenant_key_uri FROM project_data_keys
+       WHERE prompt_id = :promptId AND key_version = :keyVersion`,
+      { type: QueryTypes.SELECT, transaction, replacements: { promptId, keyVersion } },
+    );
+    if (!rows.length) return undefined;
+    if (!this.tenants) throw new Error('Prompts in projects need the tenant key access.');
+
+    const row = rows[0];
+    let dataKey: Buffer;
+    try {
+      dataKey = this.tenants.unwrap(
+        row.project_id,
+        row.tenant_key_uri,
+        Buffer.from(row.wrapped_key),
+      );
+    } catch (error) {
+      if (!(error instanceof HsmError) || error.code !== 'hsm_unwrap_failed') throw error;
+
+      logger.error(
+        { promptId, projectId: row.project_id, tenantKeyUri: row.tenant_key_uri },
+        'prompt data key failed to unwrap under the tenant key',
+      );
+      throw new IntegrityError(promptId, `data key version ${keyVersion}`, { cause: error });
+    }
+
+    let cache = this.tenantCaches.get(row.project_id);
+    if (!cache) {
+      cache = new DataKeyCache(this.cacheOptions);
+      this.tenantCaches.set(row.project_id, cache);
+    }
+    cache.set(id, dataKey);
+    this.tenantCacheProjects.set(id, row.project_id);
+    return dataKey;
   }
 
   private unwrap(promptId: string, part: string, row: DataKeyRow): Buffer {

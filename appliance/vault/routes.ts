@@ -1,4 +1,6 @@
 import { route, type RouteContext, type RouteSpec } from '../http/route';
+import { promptProjectInput } from '../tenants/schemas';
+import { inProject } from './envelope';
 import {
   folderInput,
   newPromptInput,
@@ -66,10 +68,10 @@ export function vaultRoutes(vault: Vault): RouteSpec[] {
       access: 'prompts:create',
       async handler(context) {
         const input = parseBody(newPromptInput, context.request.body);
-        const prompt = await vault.createPrompt(
-          input,
-          context.principal!.userId,
-          commitNamingCreated(context),
+        // The project picks the key that wraps the new prompt's data key.
+        const { projectId } = parseBody(promptProjectInput, context.request.body);
+        const prompt = await inProject(projectId, () =>
+          vault.createPrompt(input, context.principal!.userId, commitNamingCreated(context)),
         );
         return { status: 201, body: prompt };
       },
@@ -145,11 +147,11 @@ export function vaultRoutes(vault: Vault): RouteSpec[] {
 }
 
 /**
- * The request's commit, which also sets the audit resource id to the id of
+ * Returns the request's commit, which also sets the audit resource id to the id of
  * the record the work created. The audit record is written inside the
  * commit, so an id set after it returns would be too late.
  */
-function commitNamingCreated(context: RouteContext<unknown, unknown, unknown>): Commit {
+export function commitNamingCreated(context: RouteContext<unknown, unknown, unknown>): Commit {
   return (work) =>
     context.commit(async (transaction) => {
       const created = await work(transaction);

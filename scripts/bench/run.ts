@@ -7,6 +7,7 @@
  *   npm run bench              all benchmarks
  *   npm run bench -- vault     only those whose name starts with "vault"
  *   npm run bench -- rewrap    the master key rewrap job on 100,000 data keys
+ *   npm run bench -- hsm       raw SoftHSM rates, vault crypto and event-loop delay
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,6 +16,7 @@ import path from 'node:path';
 import { searchNode } from '../lib/search-node';
 import type { BenchResult } from './result';
 import { runCollectorBench } from './collector';
+import { runHsmBench } from './hsm';
 import { runRewrapBench } from './rewrap';
 import { runVaultBench } from './vault';
 
@@ -25,6 +27,10 @@ async function main(): Promise<void> {
 
   if ('vault'.startsWith(filter) || filter.startsWith('vault')) {
     results.push(...(await runVaultBench()));
+  }
+
+  if ('hsm'.startsWith(filter) || filter.startsWith('hsm')) {
+    results.push(...(await runHsmBench()));
   }
 
   if ('rewrap'.startsWith(filter) || filter.startsWith('rewrap')) {

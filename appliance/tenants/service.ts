@@ -1,0 +1,412 @@
+import crypto from 'node:crypto';
+import path from 'node:path';
+
+import { QueryTypes, type Transaction } from 'sequelize';
+
+import { HsmError } from '../../hsm/errors';
+import { TenantKeyUnavailableError, type TenantKeyRing } from '../../hsm/tenant-keys';
+import { problems, ProblemError } from '../http/problem';
+import type { Database } from '../platform/database';
+import { logger } from '../platform/logger';
+import type { TenantKeyAccess } from '../vault/envelope';
+import type { Commit } from '../vault/vault';
+
+/** Owner of the master key that wraps a project's data keys: the appliance or the customer. */
+export type KeyMode = 'appliance' | 'customer';
+
+/**
+ * State of a project's key: `active` when usable, `revoked` after
+ * POST .../key/revoke, `unavailable` when the customer token or the key on it
+ * cannot be found or logged in to (destroyed, removed or wrong PIN).
+ */
+export type ProjectKeyState = 'active' | 'revoked' | 'unavailable';
+
+/** A project as the API returns it. Contains no PIN, only the path of the customer's PIN file. */
+export interface Project {
+  id: string;
+  name: string;
+  keyMode: KeyMode;
+  /** PKCS#11 URI of the key that wraps the project's data keys. */
+  keyUri: string;
+  keyState: ProjectKeyState;
+  tokenLabel: string | null;
+  createdAt: string;
+}
+
+/** One tenant master key in the key inventory. */
+export interface TenantKeyItem {
+  keyClass: 'tenant-master';
+  /** RFC 7512 PKCS#11 URI of the key on the customer token. */
+  location: string;
+  algorithm: string;
+  projectId: string;
+  projectName: string;
+  state: ProjectKeyState;
+  /** When the key was last created, revoked or restored. */
+  stateChangedAt: string | null;
+  dependents: { type: 'data-key'; count: number };
+}
+
+export interface NewProject {
+  name: string;
+  keyMode: KeyMode;
+  token?: { label: string; pinFile: string };
+}
+
+interface ProjectRow {
+  id: string;
+  name: string;
+  key_mode: KeyMode;
+  token_label: string | null;
+  pin_file: string | null;
+  key_uri: string | null;
+  key_state: 'active' | 'revoked' | null;
+  key_state_changed_at: string | null;
+  created_by: string;
+  created_at: string;
+}
+
+/** Builds the problem for a request that needs a tenant key that cannot be used; 423 Locked. */
+export function tenantKeyUnavailable(projectId: string, reason: string): ProblemError {
+  return new ProblemError(
+    423,
+    'tenant_key_unavailable',
+    'Tenant key unavailable',
+    `The customer-managed key of project ${projectId} is unavailable (${reason}), so its prompts can be neither read nor written. The customer restores access with POST /api/v1/projects/${projectId}/key/restore and the PIN file of its token; a destroyed key cannot be restored.`,
+  );
+}
+
+/**
+ * Projects and their keys. A customer-keyed project keeps its tenant master
+ * key on the customer's own token, and this service logs in to that token at
+ * start and on restore and logs out on revoke. Rows are mirrored in memory
+ * because wraps and unwraps are synchronous.
+ */
+export class ProjectService implements TenantKeyAccess {
+  private readonly rows = new Map<string, ProjectRow>();
+
+  /** Called after a revoke so that cached data keys of the project stop working at once. */
+  onKeyRevoked: (projectId: string) => void = () => {};
+
+  private constructor(
+    private readonly database: Database,
+    private readonly ring: TenantKeyRing,
+    private readonly applianceKeyUri: string,
+  ) {}
+
+  /**
+   * Loads the projects and logs in to the token of each active customer key.
+   * A token or key that cannot be reached is logged and left unavailable:
+   * the appliance starts, and that project's prompts fail closed.
+   */
+  static async open(
+    database: Database,
+    ring: TenantKeyRing,
+    applianceKeyUri: string,
+  ): Promise<ProjectService> {
+    const service = new ProjectService(database, ring, applianceKeyUri);
+    const rows = await database.sequelize.query<ProjectRow>('SELECT * FROM projects', {
+      type: QueryTypes.SELECT,
+    });
+
+    for (const row of rows) {
+      service.rows.set(row.id, row);
+      if (row.key_mode !== 'customer' || row.key_state !== 'active') continue;
+      try {
+        ring.connect(row.key_uri!, row.pin_file!);
+      } catch (error) {
+        logger.warn(
+          { projectId: row.id, keyUri: row.key_uri, err: error },
+          'tenant key of project unavailable at start',
+        );
+      }
+    }
+    return service;
+  }
+
+  /**
+   * Lists the tenant master keys with their URIs, live state and how many
+   * data keys each wraps, in the shape of the key inventory (GET /api/v1/keys).
+   */
+  async listKeys(): Promise<TenantKeyItem[]> {
+    const counts = await this.database.sequelize.query<{ project_id: string; count: number }>(
+      'SELECT project_id, COUNT(*) AS count FROM project_data_keys GROUP BY project_id',
+      { type: QueryTypes.SELECT },
+    );
+    return [...this.rows.values()]
+      .filter((row) => row.key_mode === 'customer')
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((row) => ({
+        keyClass: 'tenant-master' as const,
+        location: row.key_uri!,
+        algorithm: 'AES-256 (CKM_AES_KEY_WRAP)',
+        projectId: row.id,
+        projectName: row.name,
+        state: this.stateOf(row),
+        stateChangedAt: row.key_state_changed_at,
+        dependents: {
+          type: 'data-key' as const,
+          count: counts.find((count) => count.project_id === row.id)?.count ?? 0,
+        },
+      }));
+  }
+
+  list(): Project[] {
+    return [...this.rows.values()]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((row) => this.present(row));
+  }
+
+  /** Creates a project; a customer-keyed one gets its tenant master key generated on the customer token. */
+  create(input: NewProject, actorId: string, commit: Commit): Promise<Project> {
+    return commit(async (transaction) => {
+      const existing = await this.database.sequelize.query<{ id: string }>(
+        'SELECT id FROM projects WHERE name = :name',
+        { type: QueryTypes.SELECT, transaction, replacements: { name: input.name } },
+      );
+      if (existing.length) {
+        throw problems.conflict(`A project named "${input.name}" exists; choose another name.`);
+      }
+
+      const now = new Date().toISOString();
+      const row: ProjectRow = {
+        id: crypto.randomUUID(),
+        name: input.name,
+        key_mode: input.keyMode,
+        token_label: null,
+        pin_file: null,
+        key_uri: null,
+        key_state: null,
+        key_state_changed_at: null,
+        created_by: actorId,
+        created_at: now,
+      };
+      if (input.keyMode === 'customer') {
+        await this.checkTokenFree(input.token!.label, transaction);
+        // NOTE: if the insert or its audit record then fails, the generated
+        // key stays on the customer token unused.
+        row.key_uri = this.generateTenantKey(row.id, input.token!);
+        row.token_label = input.token!.label;
+        row.pin_file = path.resolve(input.token!.pinFile);
+        row.key_state = 'active';
+        row.key_state_changed_at = now;
+      }
+
+      await this.database.sequelize.query(
+        `INSERT INTO projects (id, name, key_mode, token_label, pin_file, key_uri, key_state,
+           key_state_changed_at, created_by, created_at)
+         VALUES (:id, :name, :key_mode, :token_label, :pin_file, :key_uri, :key_state,
+           :key_state_changed_at, :created_by, :created_at)`,
+        { transaction, replacements: { ...row } },
+      );
+      transaction.afterCommit(() => {
+        this.rows.set(row.id, row);
+      });
+      return this.present(row);
+    });
+  }
+
+  /**
+   * Logs out of the customer token, closes its session and purges the
+   * project's cached data keys, then records the revoke. The logout comes
+   * first, so a failed write leaves the key unusable rather than usable.
+   */
+  revoke(projectId: string, commit: Commit): Promise<Project> {
+    return commit(async (transaction) => {
+      const row = this.requireCustomer(projectId);
+      this.ring.disconnect(row.key_uri!);
+      this.onKeyRevoked(projectId);
+
+      const updated: ProjectRow = {
+        ...row,
+        key_state: 'revoked',
+        key_state_changed_at: new Date().toISOString(),
+      };
+      this.rows.set(projectId, updated);
+      await this.saveKeyState(updated, transaction);
+      logger.warn({ projectId, keyUri: row.key_uri }, 'tenant key revoked');
+      return this.present(updated);
+    });
+  }
+
+  /** Logs in to the customer token again with `pinFile` and marks the key active; a destroyed key stays unavailable. */
+  restore(projectId: string, pinFile: string, commit: Commit): Promise<Project> {
+    return commit(async (transaction) => {
+      const row = this.requireCustomer(projectId);
+      try {
+        this.ring.connect(row.key_uri!, pinFile);
+      } catch (error) {
+        if (!(error instanceof TenantKeyUnavailableError)) throw error;
+        if (error.reason === 'login_failed') {
+          const message =
+            'was rejected by the customer token or cannot be read; give the path of its user PIN file';
+          throw problems.invalidRequest(`pinFile: ${message}`, [{ field: 'pinFile', message }]);
+        }
+        throw tenantKeyUnavailable(projectId, reasonText(error.reason));
+      }
+
+      const updated: ProjectRow = {
+        ...row,
+        pin_file: path.resolve(pinFile),
+        key_state: 'active',
+        key_state_changed_at: new Date().toISOString(),
+      };
+      await this.saveKeyState(updated, transaction);
+      transaction.afterCommit(() => {
+        this.rows.set(projectId, updated);
+      });
+      logger.info({ projectId, keyUri: row.key_uri }, 'tenant key restored');
+      return this.present(updated);
+    });
+  }
+
+  keyUriFor(projectId: string): string | undefined {
+    const row = this.rows.get(projectId);
+    if (!row) {
+      throw problems.invalidRequest(
+        'projectId: names no project; pick one from GET /api/v1/projects or leave it out',
+        [{ field: 'projectId', message: 'names no project' }],
+      );
+    }
+    if (row.key_mode === 'appliance') return undefined;
+
+    this.check(projectId);
+    return row.key_uri!;
+  }
+
+  wrap(projectId: string, dataKey: Buffer): Buffer {
+    const row = this.requireUsable(projectId);
+    return this.withKey(projectId, () => this.ring.wrapDataKey(row.key_uri!, dataKey));
+  }
+
+  unwrap(projectId: string, keyUri: string, wrapped: Buffer): Buffer {
+    const row = this.requireUsable(projectId);
+    // The URI comes from the project, so an edited data-key row cannot point the unwrap at another key.
+    if (keyUri !== row.key_uri) {
+      throw new HsmError(
+        'hsm_unwrap_failed',
+        `The data key names the tenant key ${keyUri}, but project ${projectId} uses ${row.key_uri}.`,
+      );
+    }
+    return this.withKey(projectId, () => this.ring.unwrapDataKey(row.key_uri!, wrapped));
+  }
+
+  check(projectId: string): void {
+    const row = this.requireUsable(projectId);
+    this.withKey(projectId, () => this.ring.check(row.key_uri!));
+  }
+
+  private requireCustomer(projectId: string): ProjectRow {
+    const row = this.rows.get(projectId);
+    if (!row) throw problems.notFound(`Project ${projectId}`);
+    if (row.key_mode !== 'customer') {
+      throw problems.conflict(
+        `Project ${projectId} uses the appliance master key; only a customer-managed key can be revoked or restored.`,
+      );
+    }
+    return row;
+  }
+
+  private requireUsable(projectId: string): ProjectRow {
+    const row = this.rows.get(projectId);
+    if (!row) throw problems.notFound(`Project ${projectId}`);
+    if (row.key_state === 'revoked') {
+      logger.warn({ projectId }, 'use of a revoked tenant key rejected');
+      throw tenantKeyUnavailable(projectId, 'revoked');
+    }
+    return row;
+  }
+
+  /** Runs a ring call, turning an unavailable tenant key into the 423 problem. */
+  private withKey<T>(projectId: string, work: () => T): T {
+    try {
+      return work();
+    } catch (error) {
+      if (!(error instanceof TenantKeyUnavailableError)) throw error;
+
+      logger.warn(
+        { projectId, keyUri: error.keyUri, reason: error.reason },
+        'tenant key unavailable',
+      );
+      throw tenantKeyUnavailable(projectId, reasonText(error.reason));
+    }
+  }
+
+  private generateTenantKey(projectId: string, token: { label: string; pinFile: string }): string {
+    try {
+      return this.ring.createKey(token.label, token.pinFile, projectId);
+    } catch (error) {
+      if (error instanceof TenantKeyUnavailableError) {
+        const field = error.reason === 'token_missing' ? 'token.label' : 'token.pinFile';
+        const message =
+          error.reason === 'token_missing'
+            ? 'names no initialised token; initialise the customer token first'
+            : 'was rejected by the token or cannot be read; give the path of the token user PIN file';
+        throw problems.invalidRequest(`${field}: ${message}`, [{ field, message }]);
+      }
+      if (error instanceof RangeError) {
+        throw problems.invalidRequest(`token.label: ${error.message}`, [
+          { field: 'token.label', message: error.message },
+        ]);
+      }
+      throw error;
+    }
+  }
+
+  private async checkTokenFree(label: string, transaction: Transaction): Promise<void> {
+    const rows = await this.database.sequelize.query<{ id: string }>(
+      'SELECT id FROM projects WHERE token_label = :label',
+      { type: QueryTypes.SELECT, transaction, replacements: { label } },
+    );
+    if (rows.length) {
+      throw problems.conflict(
+        `The customer token "${label}" already contains the key of project ${rows[0].id}; each customer-keyed project needs a token of its own, because revoking logs out of the whole token.`,
+      );
+    }
+  }
+
+  private async saveKeyState(row: ProjectRow, transaction: Transaction): Promise<void> {
+    await this.database.sequelize.query(
+      `UPDATE projects SET key_state = :key_state, key_state_changed_at = :key_state_changed_at,
+         pin_file = :pin_file WHERE id = :id`,
+      { transaction, replacements: { ...row } },
+    );
+  }
+
+  private present(row: ProjectRow): Project {
+    return {
+      id: row.id,
+      name: row.name,
+      keyMode: row.key_mode,
+      keyUri: row.key_uri ?? this.applianceKeyUri,
+      keyState: this.stateOf(row),
+      tokenLabel: row.token_label,
+      createdAt: row.created_at,
+    };
+  }
+
+  private stateOf(row: ProjectRow): ProjectKeyState {
+    if (row.key_mode === 'appliance') return 'active';
+    if (row.key_state === 'revoked') return 'revoked';
+    try {
+      this.ring.check(row.key_uri!);
+      return 'active';
+    } catch (error) {
+      if (error instanceof TenantKeyUnavailableError) return 'unavailable';
+      throw error;
+    }
+  }
+}
+
+function reasonText(reason: TenantKeyUnavailableError['reason']): string {
+  switch (reason) {
+    case 'disconnected':
+      return 'revoked, or not logged in since the appliance started';
+    case 'key_missing':
+      return 'the key is not on the customer token: it was destroyed';
+    case 'token_missing':
+      return 'the customer token is missing';
+    case 'login_failed':
+      return 'the customer token rejected the PIN';
+  }
+}
