@@ -37,7 +37,8 @@ function printVerification(result: AuditVerification): void {
   }
 
   const { checked, broken } = result.checkpoints;
-  if (!broken.length) console.log(`signed checkpoints intact: ${checked}`);
+  if (checked === 0) console.log('signed checkpoints: none written yet');
+  else if (!broken.length) console.log(`signed checkpoints intact: ${checked}`);
   for (const checkpoint of broken)
     console.log(`checkpoint at seq ${checkpoint.seq} BROKEN: ${checkpoint.reason}`);
 }

@@ -73,6 +73,8 @@ export const problems = {
     ),
   notFound: (what: string) =>
     new ProblemError(404, 'not_found', 'Not found', `${what} was not found.`),
+  /** A 404 whose detail is a whole sentence, for messages that also say where to look. */
+  notFoundDetail: (detail: string) => new ProblemError(404, 'not_found', 'Not found', detail),
   conflict: (detail: string) => new ProblemError(409, 'conflict', 'Conflict', detail),
   payloadTooLarge: (limit: number) =>
     new ProblemError(

@@ -87,8 +87,8 @@ export function apiKeyRoutes(identity: IdentityService): RouteSpec[] {
           identity.apiKeys.revoke(context.principal!.userId, context.params.id, transaction),
         );
         if (!revoked)
-          throw problems.notFound(
-            `API key ${context.params.id} of your account; list yours with GET /api/v1/api-keys`,
+          throw problems.notFoundDetail(
+            `Your account has no API key ${context.params.id}; list yours with GET /api/v1/api-keys.`,
           );
       },
     }),

@@ -42,8 +42,8 @@ export function sessionRoutes(identity: IdentityService): RouteSpec[] {
           identity.sessions.closeOwn(principal.userId, context.params.id, transaction),
         );
         if (!closed)
-          throw problems.notFound(
-            `Session ${context.params.id} of your account; list yours with GET /api/v1/auth/sessions`,
+          throw problems.notFoundDetail(
+            `Your account has no session ${context.params.id}; list yours with GET /api/v1/auth/sessions.`,
           );
         if (isCurrent) context.response.clearCookie(sessionCookieName, hostCookieOptions);
       },
