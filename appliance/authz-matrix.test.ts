@@ -28,7 +28,7 @@ const rule = (allowed: Role[]): Rule => ({
  */
 const matrix: Record<string, Rule> = {
   'POST /auth/login': all,
-  // Public; without OIDC_* settings both answer 404 (OpenID Connect sign-in is off).
+  // Public; without OIDC_* settings both return 404 (OpenID Connect sign-in is off).
   'GET /auth/oidc/login': all,
   'GET /auth/oidc/callback': all,
   'POST /auth/mfa/verify': all,

@@ -5,7 +5,7 @@ import { clearOpenSslErrorQueue } from './openssl-error-queue';
  * existing code must keep its meaning.
  */
 export type HsmErrorCode =
-  /** The PKCS#11 module or its configuration cannot be loaded, or the token stopped answering. */
+  /** The PKCS#11 module or its configuration cannot be loaded, or the token stopped responding. */
   | 'hsm_unavailable'
   /** Another key provider or token set-up already holds the module in this process. */
   | 'hsm_in_use'

@@ -73,11 +73,11 @@ const unwrapIntegrityFailures = new Set([
 ]);
 
 /**
- * Attributes of the temporary session object that holds a data key while
+ * Attributes of the temporary session object that contains a data key while
  * the token wraps it or after the token unwraps it. It can do nothing but
  * be wrapped or read, and it is destroyed before the call returns.
  */
-const dataKeyTemplate: ITemplate = {
+export const dataKeyTemplate: ITemplate = {
   class: ObjectClass.SECRET_KEY,
   keyType: KeyType.AES,
   token: false,

@@ -2,11 +2,9 @@ import crypto from 'node:crypto';
 
 import {
   KeyGenMechanism,
-  KeyType,
   MechanismEnum,
   ObjectClass,
   UserType,
-  type ITemplate,
   type Module,
   type SecretKey,
   type Session,
@@ -16,6 +14,7 @@ import type { Logger } from 'pino';
 import { logger as applianceLogger } from '../appliance/platform/logger';
 import { masterKeyTemplate } from './appliance-keys';
 import { ckrName, toHsmError } from './errors';
+import { dataKeyTemplate } from './pkcs11-key-provider';
 import { clearOpenSslErrorQueue } from './openssl-error-queue';
 import { readPinFile } from './pin-files';
 import {
@@ -60,23 +59,6 @@ export class TenantKeyUnavailableError extends Error {
     super(message, options);
   }
 }
-
-/** Attributes of the temporary session object that contains a data key during a wrap or after an unwrap. */
-const dataKeyTemplate: ITemplate = {
-  class: ObjectClass.SECRET_KEY,
-  keyType: KeyType.AES,
-  token: false,
-  private: true,
-  sensitive: false,
-  extractable: true,
-  encrypt: false,
-  decrypt: false,
-  sign: false,
-  verify: false,
-  wrap: false,
-  unwrap: false,
-  derive: false,
-};
 
 /** A logged-in session on one customer token. */
 interface Connection {

@@ -1,41 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { repoRoot } from '../platform/config';
 import {
   sharedTokenEnv,
   startTestAppliance,
   testSearchUrl,
   type TestAppliance,
 } from '../testing/harness';
+import { runAppliancectl as appliancectl } from '../testing/appliancectl';
 import { exitCodes } from './exit-codes';
-
-const bin = path.join(repoRoot, 'appliance', 'cli', 'appliancectl.mjs');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs appliancectl as an operator would, against the data directory of a test appliance. */
-function appliancectl(args: string[], env: Record<string, string>, input?: string): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [bin, ...args],
-      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, timeout: 120_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-    if (input !== undefined) child.stdin?.end(input);
-  });
-}
 
 describe('appliancectl @integration', function () {
   let test: TestAppliance;

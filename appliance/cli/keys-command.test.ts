@@ -1,36 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 
 import { QueryTypes } from 'sequelize';
 
-import { repoRoot } from '../platform/config';
 import type { ApiClient } from '../testing/api-client';
 import { sharedTokenEnv, startTestAppliance, type TestAppliance } from '../testing/harness';
 import { createVault } from '../vault/vault';
+import { runAppliancectl as appliancectl } from '../testing/appliancectl';
 import { exitCodes } from './exit-codes';
-
-const bin = path.join(repoRoot, 'appliance', 'cli', 'appliancectl.mjs');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function appliancectl(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, timeout: 120_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 describe('appliancectl keys @integration', function () {
   let test: TestAppliance;

@@ -43,7 +43,7 @@ const grantSets = new Map<Role, ReadonlySet<Permission>>(
   roles.map((role) => [role, new Set(grants[role])]),
 );
 
-/** Decides whether `role` holds `permission`. */
+/** Decides whether `role` grants `permission`. */
 export function isAllowed(role: Role, permission: Permission): boolean {
   return grantSets.get(role)?.has(permission) ?? false;
 }

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 import { QueryTypes } from 'sequelize';
 
+import { runAppliancectl as appliancectl } from '../testing/appliancectl';
 import { exitCodes } from '../cli/exit-codes';
-import { loadConfig, repoRoot, type ApplianceConfig } from '../platform/config';
+import { loadConfig, type ApplianceConfig } from '../platform/config';
 import { startAppliance, type RunningAppliance } from '../runtime';
 import { ApiClient } from '../testing/api-client';
 import {
@@ -22,29 +22,6 @@ import { initRecovery } from './init';
 import { RecoveryKey, sealDataKey } from './recovery-key';
 import { restoreBackup } from './restore';
 import { combineShares, parseShare, splitRecoveryKey } from './shares';
-
-const bin = path.join(repoRoot, 'appliance', 'cli', 'appliancectl.mjs');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs appliancectl as an operator would. */
-function appliancectl(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, timeout: 120_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 /** Flips one hex digit in the share part of `share`, keeping its checksum. */
 function mistype(share: string): string {

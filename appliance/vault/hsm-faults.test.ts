@@ -93,7 +93,7 @@ describe('vault with a failing HSM @integration', () => {
     app = await startTestAppliance({ env });
   });
 
-  it('answers 503 for prompts whose key is not cached once the master key is deleted', async () => {
+  it('returns 503 after master key deletion', async () => {
     app = await startTestAppliance({ env });
     const first = await app.admin();
     const created: string[] = [];

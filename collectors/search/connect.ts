@@ -31,7 +31,7 @@ export function redactUrl(url: string): string {
  * OpenSearch implementation when `version.distribution` is `opensearch`
  * and the Elasticsearch one otherwise. Credentials may be given in the URL
  * (`https://user:password@host:9200`). Rejects when the engine cannot be
- * reached or answers with an error.
+ * reached or returns an error.
  */
 export async function connectSearchEngine(
   url: string,
@@ -52,7 +52,7 @@ export async function connectSearchEngine(
   });
   if (!response.ok) {
     throw new Error(
-      `Search engine at ${redactUrl(url)} answered GET / with HTTP ${response.status}; check the URL and credentials.`,
+      `Search engine at ${redactUrl(url)} returned HTTP ${response.status} for GET /; check the URL and credentials.`,
     );
   }
 

@@ -52,10 +52,10 @@ export interface AlertFilter {
   entity?: string;
 }
 
-/** Most alerts the list asks for; the API allows up to 200. */
+/** Maximum number of alerts the list requests; the API allows up to 200. */
 export const ALERT_LIST_LIMIT = 200;
 
-/** Most triggering events the detail page asks for; the API allows up to 500. */
+/** Maximum number of triggering events the detail page requests; the API allows up to 500. */
 export const ALERT_EVENTS_LIMIT = 200;
 
 export async function listAlerts(filter: AlertFilter, signal?: AbortSignal): Promise<Alert[]> {
