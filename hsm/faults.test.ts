@@ -95,6 +95,10 @@ describe('HSM faults @integration', () => {
       hsmError('hsm_key_missing', /CKR_WRAPPING_KEY_HANDLE_INVALID/),
     );
     assert.deepEqual(wrapped, stored, 'the failed unwrap changed the wrapped bytes');
+
+    const health = provider.health();
+    assert.equal(health.ok, false);
+    assert.match(health.detail ?? '', /"vault-master" is no longer on the token "faults-test"/);
   });
 
   it('reports hsm_unavailable and closes cleanly after the module is finalised under it', () => {

@@ -50,8 +50,13 @@ export interface KeyProvider {
   /** Returns the public half of the signing key pair as SubjectPublicKeyInfo PEM. */
   signingPublicKeyPem(): string;
 
-  /** Reports whether the token is reachable and logged in. */
-  health(): { ok: boolean; tokenLabel: string; detail?: string };
+  /**
+   * Reports whether the token is reachable, logged in and still contains the
+   * master key version at `activeMasterKeyUri` (default: version 1). The key
+   * is searched for again on each call, so a key deleted from the token
+   * shows up here before the next wrap fails.
+   */
+  health(activeMasterKeyUri?: string): { ok: boolean; tokenLabel: string; detail?: string };
 
   /** Logs out and finalises the PKCS#11 module. */
   close(): void;

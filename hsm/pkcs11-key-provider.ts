@@ -14,6 +14,7 @@ import type { ApplianceConfig } from '../appliance/platform/config';
 import { logger as applianceLogger } from '../appliance/platform/logger';
 import {
   auditKeyLabel,
+  findSecretKey,
   generateMasterKeyVersion,
   masterKeyLabel,
   requireAuditKey,
@@ -98,7 +99,7 @@ export const dataKeyTemplate: ITemplate = {
  * a rewrap. Unlike dataKeyTemplate it is sensitive, so C_GetAttributeValue
  * cannot read its value, yet extractable, so C_WrapKey can wrap it again.
  */
-const rewrapTemplate: ITemplate = { ...dataKeyTemplate, sensitive: true };
+export const rewrapTemplate: ITemplate = { ...dataKeyTemplate, sensitive: true };
 
 /** CKA_LABEL of master key versions 2 and later. */
 const masterVersionLabel = new RegExp(`^${masterKeyLabel}-v[0-9]+$`);
@@ -361,7 +362,7 @@ export class Pkcs11KeyProvider implements KeyProvider {
     return this.signingKeys.publicKeyPem;
   }
 
-  health(): { ok: boolean; tokenLabel: string; detail?: string } {
+  health(activeMasterKeyUri?: string): { ok: boolean; tokenLabel: string; detail?: string } {
     if (this.closed)
       return { ok: false, tokenLabel: this.tokenLabel, detail: 'The key provider is closed.' };
 
@@ -374,7 +375,6 @@ export class Pkcs11KeyProvider implements KeyProvider {
           detail: `The session is not logged in (session state ${info.state}); reopen the key provider.`,
         };
       }
-      return { ok: true, tokenLabel: this.tokenLabel };
     } catch (error) {
       return {
         ok: false,
@@ -382,6 +382,11 @@ export class Pkcs11KeyProvider implements KeyProvider {
         detail: toHsmError(error, 'Reading the session state').message,
       };
     }
+
+    const missing = this.findMissingMasterKey(activeMasterKeyUri ?? this.masterKeyUri);
+    return missing === undefined
+      ? { ok: true, tokenLabel: this.tokenLabel }
+      : { ok: false, tokenLabel: this.tokenLabel, detail: missing };
   }
 
   close(): void {
@@ -425,6 +430,30 @@ export class Pkcs11KeyProvider implements KeyProvider {
     const key = requireMasterKeyVersion(this.session, this.tokenLabel, locator.object, locator.id);
     this.masterKeyVersions.set(uri, key);
     return key;
+  }
+
+  /**
+   * Searches the token for the master key version at `uri` without the
+   * cached handle, and returns why it is unusable or undefined when it is
+   * there. The search costs one scan of the token's objects.
+   */
+  private findMissingMasterKey(uri: string): string | undefined {
+    try {
+      if (uri === this.masterKeyUri) {
+        if (findSecretKey(this.session, masterKeyLabel) === null) {
+          return `The active master key "${masterKeyLabel}" is no longer on the token "${this.tokenLabel}", so no data key can be wrapped or unwrapped. Restore the token from its backup or run \`appliancectl recovery restore\` onto a new token.`;
+        }
+        return undefined;
+      }
+      this.masterKeyVersions.delete(uri);
+      this.resolveMasterKey(uri);
+      return undefined;
+    } catch (error) {
+      const hsmError = toHsmError(error, `Searching the token for the active master key ${uri}`);
+      return hsmError.code === 'hsm_key_missing'
+        ? `The active master key version ${uri} is no longer on the token "${this.tokenLabel}": ${hsmError.message}`
+        : hsmError.message;
+    }
   }
 
   /** Unwraps `wrapped` under `masterKey` into a session object made from `template`. */

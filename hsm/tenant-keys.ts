@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { logger as applianceLogger } from '../appliance/platform/logger';
 import { masterKeyTemplate } from './appliance-keys';
 import { ckrName, toHsmError } from './errors';
-import { dataKeyTemplate } from './pkcs11-key-provider';
+import { dataKeyTemplate, rewrapTemplate } from './pkcs11-key-provider';
 import { clearOpenSslErrorQueue } from './openssl-error-queue';
 import { readPinFile } from './pin-files';
 import {
@@ -38,6 +38,15 @@ const tokenLabelBytes = 32;
 
 /** Prefix of the CKA_LABEL of a tenant master key; the project id follows. */
 export const tenantKeyLabelPrefix = 'tenant-master-';
+
+/**
+ * CKA_LABEL of version `version` of the tenant master key of `projectId`.
+ * Version 1 keeps the label that project creation gave it.
+ */
+export function tenantKeyVersionLabel(projectId: string, version: number): string {
+  const base = `${tenantKeyLabelPrefix}${projectId}`;
+  return version === 1 ? base : `${base}-v${version}`;
+}
 
 /** Name of the tenant key ring among the holders of the PKCS#11 module, for hsm_in_use messages. */
 const moduleHolder = 'tenant key ring';
@@ -105,6 +114,87 @@ export class TenantKeyRing {
     const uri = formatPkcs11Uri({ token: tokenLabel, object: label, id, type: 'secret-key' });
     this.logger.info({ keyUri: uri }, 'tenant master key generated');
     return uri;
+  }
+
+  /**
+   * Generates version `version` (2 or later) of the tenant master key of
+   * `projectId` on the token of `currentKeyUri`, which must be connected, and
+   * returns its PKCS#11 URI. Throws TenantKeyUnavailableError when the
+   * appliance is disconnected from that token.
+   */
+  createKeyVersion(currentKeyUri: string, projectId: string, version: number): string {
+    if (!Number.isInteger(version) || version < 2) {
+      throw new RangeError(
+        `A new tenant key version is a whole number of at least 2, got ${version}.`,
+      );
+    }
+    const { session } = this.findKey(currentKeyUri);
+    const tokenLabel = this.locate(currentKeyUri).token;
+    const label = tenantKeyVersionLabel(projectId, version);
+    const id = crypto.randomBytes(16);
+    try {
+      session.generateKey(KeyGenMechanism.AES, masterKeyTemplate(id, label));
+    } catch (error) {
+      throw this.failure(currentKeyUri, error, `Generating the tenant key version "${label}"`);
+    }
+
+    const uri = formatPkcs11Uri({ token: tokenLabel, object: label, id, type: 'secret-key' });
+    this.logger.info({ keyUri: uri, version }, 'tenant master key version generated');
+    return uri;
+  }
+
+  /** Destroys a tenant key version that a failed rotation generated but never recorded. */
+  destroyKey(keyUri: string): void {
+    const { session, key } = this.findKey(keyUri);
+    try {
+      session.destroy(key);
+    } catch (error) {
+      throw this.failure(keyUri, error, 'Destroying the tenant key version');
+    }
+    this.logger.warn({ keyUri }, 'tenant master key version destroyed');
+  }
+
+  /**
+   * Unwraps a data key under the tenant key at `fromKeyUri` and wraps it
+   * under the one at `toKeyUri`, both on the customer token, so the
+   * plaintext key never enters this process. Throws HsmError
+   * hsm_unwrap_failed when the wrapped bytes were altered.
+   */
+  rewrapDataKey(wrapped: Buffer, fromKeyUri: string, toKeyUri: string): Buffer {
+    if (wrapped.length !== wrappedKeyLength) {
+      throw toHsmError(
+        new Error(`expected ${wrappedKeyLength} bytes of RFC 3394 output, got ${wrapped.length}`),
+        'Rewrapping the data key',
+        'hsm_unwrap_failed',
+      );
+    }
+    const from = this.findKey(fromKeyUri);
+    const to = this.findKey(toKeyUri);
+
+    let object: SecretKey;
+    try {
+      object = from.session
+        .unwrapKey(MechanismEnum.AES_KEY_WRAP, from.key, wrapped, rewrapTemplate)
+        .toType<SecretKey>();
+    } catch (error) {
+      clearOpenSslErrorQueue();
+      throw toHsmError(
+        error,
+        'Unwrapping the data key under the old tenant key version (C_UnwrapKey)',
+        'hsm_unwrap_failed',
+      );
+    }
+    try {
+      return to.session.wrapKey(MechanismEnum.AES_KEY_WRAP, to.key, object);
+    } catch (error) {
+      throw this.failure(
+        toKeyUri,
+        error,
+        'Wrapping the data key under the new tenant key version (C_WrapKey)',
+      );
+    } finally {
+      destroyQuietly(from.session, object);
+    }
   }
 
   /**

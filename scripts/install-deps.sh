@@ -6,12 +6,14 @@ set -euo pipefail
 repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_dir"
 
-# Debian package per command it provides; libsqlite3-dev has no command, so it is checked by file.
+# Debian package per command it provides; libsqlite3-dev and libssl-dev have no command, so they
+# are checked by file.
 declare -A packages=(
   [softhsm2-util]=softhsm2
   [pkcs11-tool]=opensc
   [chromium]=chromium
   [oathtool]=oathtool
+  [slapd]=slapd [ldapsearch]=ldap-utils
   [openssl]=openssl
   [java]=openjdk-17-jdk-headless
   [mvn]=maven
@@ -27,6 +29,8 @@ for command in "${!packages[@]}"; do
   command -v "$command" >/dev/null 2>&1 || missing+=("${packages[$command]}")
 done
 [[ -f /usr/include/sqlite3.h ]] || missing+=(libsqlite3-dev)
+# @journeyapps/sqlcipher compiles its bundled SQLCipher against OpenSSL's libcrypto.
+[[ -f /usr/include/openssl/evp.h ]] || missing+=(libssl-dev)
 
 if ((${#missing[@]} > 0)); then
   echo "install-deps: installing ${missing[*]}" >&2
@@ -44,6 +48,8 @@ fi
 
 # Native modules (argon2, sqlite3, pkcs11js) build against the local Node headers when a
 # prebuilt binary is not available, so the build never needs to download them.
+# @journeyapps/sqlcipher has no prebuilt step: it always compiles (node-gyp rebuild), which
+# package.json allowScripts permits under npm 11.
 # npm ci deletes node_modules first, so two runs at once would break each other's install.
 lock_file="${TMPDIR:-/tmp}/appliance-install-$(printf '%s' "$repo_dir" | sha256sum | cut -c1-16).lock"
 exec 9>"$lock_file"

@@ -7,6 +7,7 @@ import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
 import type { ChainVerification } from './chain';
 import { CheckpointStore, signCheckpoint, type BrokenCheckpoint } from './checkpoints';
+import { readAuditSeal } from './seal';
 import type { AuditOutcome, AuditRecord } from './record';
 import { AuditTrail, type AuditEntry } from './trail';
 
@@ -112,7 +113,13 @@ export class CheckpointingAuditTrail extends AuditTrail {
   /** Verifies the chain and every checkpoint; `ok` is false when either fails. */
   override async verify(): Promise<AuditVerification> {
     const chain = await super.verify();
-    const checkpoints = await this.checkpoints.verifyAll(this.signer);
+    const seal = await readAuditSeal(this.checkpointDatabase);
+    const checkpoints = await this.checkpoints.verifyAll(
+      this.signer,
+      seal?.signingPublicKeyPem
+        ? { seq: seal.seq, signingPublicKeyPem: seal.signingPublicKeyPem }
+        : undefined,
+    );
     const firstBrokenCheckpoint = checkpoints.broken[0];
 
     return {

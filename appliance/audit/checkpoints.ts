@@ -148,11 +148,13 @@ export class CheckpointStore {
 
   /**
    * Checks every checkpoint: its statement matches its row, its signature
-   * verifies with `publicKeyPem`, and the audit record at its seq still has
-   * the hash it signed. Returns how many were checked and those that fail.
+   * verifies with the signing public key, and the audit record at its seq
+   * still has the hash it signed. Checkpoints up to `sealed.seq` are checked
+   * with the old token's public key that a restore stored. Returns how many were checked and those that fail.
    */
   async verifyAll(
     signer: Pick<KeyProvider, 'signingKeyUri' | 'signingPublicKeyPem'>,
+    sealed?: { seq: number; signingPublicKeyPem: string },
   ): Promise<{ checked: number; broken: BrokenCheckpoint[] }> {
     const rows = await this.database.sequelize.query<
       CheckpointRow & { record_hash: string | null }
@@ -165,10 +167,13 @@ export class CheckpointStore {
 
     const broken: BrokenCheckpoint[] = [];
     for (const row of rows) {
-      const reason = checkpointProblem(toCheckpoint(row), row.record_hash, {
-        signingKeyUri: signer.signingKeyUri,
-        publicKeyPem,
-      });
+      // Checkpoints up to a restore's sealed head were signed by the old token's key.
+      const checkpoint = toCheckpoint(row);
+      const key =
+        sealed && row.seq <= sealed.seq
+          ? { signingKeyUri: statementSigner(checkpoint), publicKeyPem: sealed.signingPublicKeyPem }
+          : { signingKeyUri: signer.signingKeyUri, publicKeyPem };
+      const reason = checkpointProblem(checkpoint, row.record_hash, key);
       if (reason) broken.push({ seq: row.seq, reason });
     }
     return { checked: rows.length, broken };
@@ -213,6 +218,15 @@ function checkpointProblem(
     return `checkpoint at seq ${checkpoint.seq}: the audit record at seq ${checkpoint.seq} has hash ${recordHash}, but the checkpoint signed ${checkpoint.hash}`;
   }
   return undefined;
+}
+
+/** Returns the signing key URI that a checkpoint's statement names, or its row's when unreadable. */
+function statementSigner(checkpoint: Checkpoint): string {
+  try {
+    return (JSON.parse(checkpoint.statement) as CheckpointStatement).signingKeyUri;
+  } catch {
+    return checkpoint.signingKeyUri;
+  }
 }
 
 function toCheckpoint(row: CheckpointRow): Checkpoint {

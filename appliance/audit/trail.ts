@@ -5,6 +5,7 @@ import type { Database } from '../platform/database';
 import { readState, writeState } from '../platform/state';
 import { chainInput, genesisHash, verifyChain, type ChainVerification } from './chain';
 import type { AuditRecord } from './record';
+import { readAuditSeal, verifySealedChain } from './seal';
 
 /** What a caller supplies for a new record; the trail adds seq, time and the hashes. */
 export type AuditEntry = Omit<AuditRecord, 'seq' | 'time' | 'prevHash' | 'hash'>;
@@ -99,6 +100,8 @@ export class AuditTrail {
   /**
    * Verifies the whole chain, then checks that its last record is the head
    * written with the newest append, which catches rows cut from the end.
+   * After a restore onto a new token, it verifies across the restore's seal
+   * (see verifySealedChain()).
    */
   async verify(): Promise<ChainVerification> {
     const rows = await this.database.sequelize.query<AuditRow>(
@@ -107,7 +110,11 @@ export class AuditTrail {
         type: QueryTypes.SELECT,
       },
     );
-    const result = verifyChain(rows.map(toRecord), (input) => this.keys.auditHmac(input));
+    const hmac = (input: Buffer) => this.keys.auditHmac(input);
+    const seal = await readAuditSeal(this.database);
+    const result = seal
+      ? verifySealedChain(rows.map(toRecord), seal, hmac)
+      : verifyChain(rows.map(toRecord), hmac);
     if (!result.ok) return result;
 
     const head = await this.readHead();

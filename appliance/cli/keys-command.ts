@@ -6,7 +6,9 @@ import { HsmError } from '../../hsm/errors';
 import { ProblemError } from '../http/problem';
 import { KeyRotationService, type KeyOperator } from '../keys/rotation';
 import type { RotationProgress, RotationRecord } from '../keys/rotation-records';
+import type { RewrapOptions } from '../keys/rewrap-job';
 import { auditedCommit } from '../keys/rotation-schedule';
+import { openTenants } from '../tenants';
 import { CliError, exitCodes } from './exit-codes';
 import { openLocalAppliance, type LocalAppliance } from './local-appliance';
 
@@ -15,6 +17,17 @@ interface RewrapCommandOptions {
   batchSize: string;
   json?: boolean;
 }
+
+interface RotateCommandOptions extends RewrapCommandOptions {
+  project?: string;
+}
+
+/** Runs a rewrap in this process: the master key's or a project's tenant key's. */
+interface RewrapRunner {
+  rewrap(id: string, options: RewrapOptions): Promise<RotationProgress>;
+}
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Width of the progress bar in characters. */
 const barWidth = 30;
@@ -27,13 +40,18 @@ export function registerKeysCommand(program: Command): Command {
   keys
     .command('rotate')
     .description(
-      'Generate the next master key version on the token and make it active. Without --wait, the data keys move at the next appliance start or with `keys rewrap`.',
+      'Generate the next master key version on the token and make it active, or with --project the next tenant key version on the customer token. Without --wait, the data keys move at the next appliance start or with `keys rewrap`.',
     )
+    .option('--project <id>', "rotate this customer-keyed project's tenant master key instead")
     .option('--wait', 'move every data key to the new version now and show the progress')
     .option('--batch-size <count>', 'data keys per database transaction, from 1 to 10000', '200')
     .option('--json', 'print the rotation record as JSON')
-    .action(async (options: RewrapCommandOptions) => {
+    .action(async (options: RotateCommandOptions) => {
       const batchSize = parseBatchSize(options.batchSize);
+      if (options.project !== undefined) {
+        await rotateProject(options.project, batchSize, options);
+        return;
+      }
       await withRotation(async (local, rotation, operator) => {
         const record = await rotation.rotate(
           operator,
@@ -65,7 +83,19 @@ export function registerKeysCommand(program: Command): Command {
               operator,
               auditedCommit(local.database, local.audit, operator, 'keys.master.rewrap'),
             );
-        await rewrapWithProgress(rotation, record, batchSize, options);
+        if (record.projectId === null) {
+          await rewrapWithProgress(rotation, record, batchSize, options);
+          return;
+        }
+        const tenants = await openTenants(local.config, local.database, local.keys, undefined, {
+          resume: false,
+        });
+        try {
+          await rewrapWithProgress(tenants.rotation, record, batchSize, options);
+        } finally {
+          await tenants.rotation.stop();
+          tenants.close();
+        }
       });
     });
 
@@ -134,6 +164,41 @@ function parseBatchSize(raw: string): number {
   return value;
 }
 
+/**
+ * Rotates the tenant master key of `projectId` with the tenant key ring of
+ * this process, which logs in to the customer token with the project's PIN
+ * file. The running appliance reads the new version from the database.
+ */
+async function rotateProject(
+  projectId: string,
+  batchSize: number,
+  options: RewrapCommandOptions,
+): Promise<void> {
+  if (!uuidPattern.test(projectId)) {
+    throw new CliError(
+      `--project must be a project id (UUID) from GET /api/v1/projects, not "${projectId}"`,
+      exitCodes.usage,
+    );
+  }
+  await withRotation(async (local, _rotation, operator) => {
+    const tenants = await openTenants(local.config, local.database, local.keys, undefined, {
+      resume: false,
+    });
+    try {
+      const record = await tenants.rotation.rotate(
+        projectId,
+        operator,
+        auditedCommit(local.database, local.audit, operator, 'projects.key.rotate', 'tenant-key'),
+      );
+      printStarted(record, options);
+      if (options.wait) await rewrapWithProgress(tenants.rotation, record, batchSize, options);
+    } finally {
+      await tenants.rotation.stop();
+      tenants.close();
+    }
+  });
+}
+
 /** Opens the local appliance, runs `work`, maps API problems and HSM errors to exit codes, and closes. */
 async function withRotation(
   work: (
@@ -170,13 +235,13 @@ function printStarted(record: RotationRecord, options: RewrapCommandOptions): vo
     return;
   }
   console.log(
-    `rotation ${record.id}: master key v${record.fromVersion} -> v${record.toVersion} (${record.keyUri}), ${record.total} data keys to move`,
+    `rotation ${record.id}: ${keyName(record)} v${record.fromVersion} -> v${record.toVersion} (${record.keyUri}), ${record.total} data keys to move`,
   );
 }
 
 /** Runs the rewrap in this process and draws a bar on a TTY, else one line per tenth done. */
 async function rewrapWithProgress(
-  rotation: KeyRotationService,
+  rotation: RewrapRunner,
   record: RotationRecord,
   batchSize: number,
   options: RewrapCommandOptions,
@@ -216,5 +281,9 @@ async function rewrapWithProgress(
 
 function describeRotation(record: RotationRecord): string {
   const duration = record.durationMs === null ? '' : ` in ${record.durationMs} ms`;
-  return `rotation ${record.id}: ${record.state}, ${record.done}/${record.total} data keys moved to master key v${record.toVersion}${duration} (started ${record.startedAt} by ${record.actor})`;
+  return `rotation ${record.id}: ${record.state}, ${record.done}/${record.total} data keys moved to ${keyName(record)} v${record.toVersion}${duration} (started ${record.startedAt} by ${record.actor})`;
+}
+
+function keyName(record: RotationRecord): string {
+  return record.projectId === null ? 'master key' : `tenant key of project ${record.projectId}`;
 }

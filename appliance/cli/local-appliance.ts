@@ -7,7 +7,8 @@ import type { KeyProvider } from '../../hsm/key-provider';
 import { CheckpointingAuditTrail } from '../audit/checkpoints-trail';
 import type { AuditEntry } from '../audit/trail';
 import { loadConfig, type ApplianceConfig } from '../platform/config';
-import { openDatabase, type Database } from '../platform/database';
+import type { Database } from '../platform/database';
+import { openApplianceDatabase } from '../platform/database-encryption';
 import { CliError, exitCodes } from './exit-codes';
 
 /** The appliance's database, HSM and audit trail, opened from the local data directory. */
@@ -49,7 +50,7 @@ export async function openLocalAppliance(): Promise<LocalAppliance> {
     );
   }
 
-  const database = await openDatabase(config.databaseFile);
+  const database = await openApplianceDatabase(config, keys);
   const audit = new CheckpointingAuditTrail(database, keys, {
     records: config.audit.checkpointRecords,
     minutes: config.audit.checkpointMinutes,

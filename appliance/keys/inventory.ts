@@ -2,6 +2,7 @@ import { QueryTypes } from 'sequelize';
 
 import { masterKeyVersionLabel } from '../../hsm/appliance-keys';
 import type { Database } from '../platform/database';
+import { databaseKeyItem } from './database-key-item';
 import { readKeyCreation, type KeyClass, type KeyCreation, type TokenKey } from './key-records';
 import { listMasterKeyVersions, type MasterKeyVersion } from './master-key-versions';
 
@@ -13,9 +14,10 @@ export const dataKeyLocation = 'sqlite:prompt_data_keys';
  * only open data protected before a newer version. `retired` master key
  * versions are below the minimum decryption version and open nothing.
  * `destroyed` keys are gone from the token, so what depends on them cannot
- * be opened here.
+ * be opened here. `revoked` tenant keys are on the customer token, but the
+ * appliance is logged out of it until the customer restores access.
  */
-export type KeyState = 'active' | 'decrypt-only' | 'retired' | 'destroyed';
+export type KeyState = 'active' | 'decrypt-only' | 'retired' | 'destroyed' | 'revoked';
 
 /** One row of the key inventory, shaped for the console. */
 export interface KeyInventoryItem {
@@ -30,11 +32,30 @@ export interface KeyInventoryItem {
   created?: KeyCreation;
   state: KeyState;
   /** The objects this key protects and how many there are. */
-  dependents: { type: 'data-key' | 'audit-record' | 'audit-checkpoint' | 'prompt'; count: number };
+  dependents: {
+    type: 'data-key' | 'audit-record' | 'audit-checkpoint' | 'prompt' | 'database-file';
+    count: number;
+  };
   /** For a data-key aggregate: the master key that wraps these data keys. */
   masterKeyUri?: string;
   /** For a data-key aggregate: creation time of its newest data key. */
   lastCreatedAt?: string;
+  /** For a tenant key: the project whose data keys it wraps. */
+  projectId?: string;
+  projectName?: string;
+  /**
+   * When a rotation generated the newest version of this key; null if it was
+   * never rotated. KeyInventory.list() sets null where a builder left it out.
+   */
+  lastRotated?: string | null;
+  /** Next scheduled rotation of this key (KEY_ROTATION_CRON); null when no schedule rotates it. */
+  nextRotation?: string | null;
+}
+
+/** The rotation schedule as the inventory reports it. */
+export interface RotationTimes {
+  /** Next run of the master key schedule; null when KEY_ROTATION_CRON is off or nothing schedules. */
+  nextMasterRotation: Date | null;
 }
 
 interface DataKeyGroup {
@@ -57,7 +78,11 @@ const tokenKeyVersion = 1;
  * that stored data keys still name, and one aggregate of data keys per
  * master key URI and data-key version.
  */
-export async function listKeys(database: Database, keys: TokenKey[]): Promise<KeyInventoryItem[]> {
+export async function listKeys(
+  database: Database,
+  keys: TokenKey[],
+  times: RotationTimes = { nextMasterRotation: null },
+): Promise<KeyInventoryItem[]> {
   const groups = await database.sequelize.query<DataKeyGroup>(
     `SELECT master_key_uri, key_version, COUNT(*) AS count,
        MIN(created_at) AS first_created_at, MAX(created_at) AS last_created_at
@@ -73,7 +98,7 @@ export async function listKeys(database: Database, keys: TokenKey[]): Promise<Ke
 
   for (const key of keys) {
     if (key.keyClass === 'master' && versions.length) {
-      items.push(...(await masterKeyVersionItems(database, key, versions)));
+      items.push(...(await masterKeyVersionItems(database, key, versions, times)));
       continue;
     }
     items.push({
@@ -85,6 +110,9 @@ export async function listKeys(database: Database, keys: TokenKey[]): Promise<Ke
       created: await readKeyCreation(database, key.uri),
       state: 'active',
       dependents: await tokenKeyDependents(database, key, groups),
+      lastRotated: null,
+      nextRotation:
+        key.keyClass === 'master' ? (times.nextMasterRotation?.toISOString() ?? null) : null,
     });
   }
 
@@ -101,12 +129,17 @@ export async function listKeys(database: Database, keys: TokenKey[]): Promise<Ke
       keyVersion: tokenKeyVersion,
       state: 'destroyed',
       dependents: { type: 'data-key', count: countFor(groups, uri) },
+      lastRotated: null,
+      nextRotation: null,
     });
   }
 
   for (const group of groups) {
     items.push(dataKeyAggregate(group, groups, tokenUris));
   }
+
+  const databaseKey = databaseKeyItem(database);
+  if (databaseKey) items.push(databaseKey);
   return items;
 }
 
@@ -115,6 +148,7 @@ async function masterKeyVersionItems(
   database: Database,
   key: TokenKey,
   versions: MasterKeyVersion[],
+  times: RotationTimes,
 ): Promise<KeyInventoryItem[]> {
   const counts = await database.sequelize.query<{ master_key_version: number; count: number }>(
     'SELECT master_key_version, COUNT(*) AS count FROM prompt_data_keys GROUP BY master_key_version',
@@ -122,6 +156,10 @@ async function masterKeyVersionItems(
   );
   const countOf = (version: number) =>
     counts.find((row) => row.master_key_version === version)?.count ?? 0;
+
+  // Version 1 comes from token set-up, so only a later newest version was made by a rotation.
+  const newest = versions[versions.length - 1];
+  const lastRotated = newest && newest.version > 1 ? newest.createdAt : null;
 
   const items: KeyInventoryItem[] = [];
   for (const version of versions) {
@@ -137,6 +175,9 @@ async function masterKeyVersionItems(
           : { createdAt: version.createdAt, source: 'rotation' },
       state: version.state,
       dependents: { type: 'data-key', count: countOf(version.version) },
+      lastRotated,
+      nextRotation:
+        version.state === 'active' ? (times.nextMasterRotation?.toISOString() ?? null) : null,
     });
   }
   return items;
@@ -188,6 +229,8 @@ function dataKeyAggregate(
     state,
     dependents: { type: 'prompt', count: group.count },
     masterKeyUri: group.master_key_uri,
+    lastRotated: null,
+    nextRotation: null,
   };
 }
 

@@ -7,11 +7,11 @@ import { readState, writeState } from '../platform/state';
 import type { TokenKeyRef } from './token-dates';
 
 /** Class of a key in the inventory. */
-export type KeyClass = 'master' | 'audit-hmac' | 'signing' | 'data-key';
+export type KeyClass = 'master' | 'audit-hmac' | 'signing' | 'data-key' | 'tenant' | 'database';
 
 /** One of the three keys that live on the token. */
 export interface TokenKey extends TokenKeyRef {
-  keyClass: Exclude<KeyClass, 'data-key'>;
+  keyClass: Exclude<KeyClass, 'data-key' | 'tenant' | 'database'>;
   /** RFC 7512 PKCS#11 URI. */
   uri: string;
   algorithm: string;
@@ -22,10 +22,18 @@ export interface TokenKey extends TokenKeyRef {
  * `token-setup` is the start whose ensureToken() generated the key.
  * `first-seen` is the first start that found the key already on the token,
  * `data-key-row` is created_at of the oldest row of a data-key aggregate,
- * and `rotation` is the rotation that generated a master key version.
+ * `rotation` is the rotation that generated a master or tenant key
+ * version, `project-creation` is the creation of a customer-keyed project,
+ * and `key-file` is createdAt of the wrapped database key file.
  */
 export type CreationSource =
-  'token-start-date' | 'token-setup' | 'first-seen' | 'data-key-row' | 'rotation';
+  | 'token-start-date'
+  | 'token-setup'
+  | 'first-seen'
+  | 'data-key-row'
+  | 'rotation'
+  | 'project-creation'
+  | 'key-file';
 
 export interface KeyCreation {
   /** ISO 8601; a date without time for `token-start-date`. */

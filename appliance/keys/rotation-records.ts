@@ -10,10 +10,13 @@ export type RotationState = 'running' | 'completed' | 'failed';
 
 /**
  * Evidence of one master key rotation, or of a rewrap to the active version
- * without a new key (then fromVersion is the oldest version moved).
+ * without a new key (then fromVersion is the oldest version moved). A
+ * rotation of a project's tenant master key names the project.
  */
 export interface RotationRecord {
   id: string;
+  /** Project whose tenant master key was rotated; null for the appliance master key. */
+  projectId: string | null;
   trigger: RotationTrigger;
   /** User name, `cli:<os user>` or `scheduler`. */
   actor: string;
@@ -34,6 +37,7 @@ export interface RotationRecord {
 
 interface RotationRow {
   id: string;
+  project_id: string | null;
   trigger: RotationTrigger;
   actor: string;
   key_uri: string;
@@ -58,6 +62,7 @@ export interface RotationProgress extends RotationRecord {
 function toProgress(row: RotationRow): RotationProgress {
   return {
     id: row.id,
+    projectId: row.project_id,
     trigger: row.trigger,
     actor: row.actor,
     keyUri: row.key_uri,
@@ -89,10 +94,10 @@ export async function insertRotation(
   transaction: Transaction,
 ): Promise<void> {
   await database.sequelize.query(
-    `INSERT INTO key_rotations (id, trigger, actor, key_uri, from_version, to_version, state, total, done,
-       started_at, finished_at, duration_ms, error)
-     VALUES (:id, :trigger, :actor, :keyUri, :fromVersion, :toVersion, :state, :total, :done,
-       :startedAt, :finishedAt, :durationMs, :error)`,
+    `INSERT INTO key_rotations (id, project_id, trigger, actor, key_uri, from_version, to_version, state,
+       total, done, started_at, finished_at, duration_ms, error)
+     VALUES (:id, :projectId, :trigger, :actor, :keyUri, :fromVersion, :toVersion, :state,
+       :total, :done, :startedAt, :finishedAt, :durationMs, :error)`,
     { transaction, replacements: { ...record } },
   );
 }
@@ -109,19 +114,30 @@ export async function findRotation(
   return rows.length ? toProgress(rows[0]) : undefined;
 }
 
-/** Lists rotations, newest first. */
+/**
+ * Lists rotations, newest first. `projectId` narrows to one project's
+ * rotations, and null to those of the appliance master key.
+ */
 export async function listRotations(
   database: Database,
-  filter: { state?: RotationState; limit?: number } = {},
+  filter: { state?: RotationState; limit?: number; projectId?: string | null } = {},
   transaction?: Transaction,
 ): Promise<RotationProgress[]> {
-  const where = filter.state ? 'WHERE state = :state' : '';
+  const conditions: string[] = [];
+  if (filter.state) conditions.push('state = :state');
+  if (filter.projectId === null) conditions.push('project_id IS NULL');
+  if (typeof filter.projectId === 'string') conditions.push('project_id = :projectId');
+  const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
   const rows = await database.sequelize.query<RotationRow>(
     `SELECT * FROM key_rotations ${where} ORDER BY started_at DESC, id LIMIT :limit`,
     {
       type: QueryTypes.SELECT,
       transaction,
-      replacements: { state: filter.state ?? null, limit: filter.limit ?? 100 },
+      replacements: {
+        state: filter.state ?? null,
+        projectId: filter.projectId ?? null,
+        limit: filter.limit ?? 100,
+      },
     },
   );
   return rows.map(toProgress);

@@ -20,36 +20,44 @@ export const defaultRotationCron = '0 3 1 * *';
 /** Operator of scheduled rotations, as the audit trail and the rotation records name it. */
 const scheduler: KeyOperator = { trigger: 'scheduler', actor: 'scheduler' };
 
+/** Value of KEY_ROTATION_CRON that turns scheduled rotation off. */
+export const rotationCronOff = 'off';
+
 /**
- * Returns the cron expression of scheduled rotation, or throws an Error
- * naming the variable and the fix when it is invalid. An empty value
- * means the default.
+ * Returns the cron expression of scheduled rotation, or null for `off`.
+ * Throws an Error naming the variable and the fix when it is invalid. An
+ * empty value means the default.
  */
-export function parseRotationCron(value: string | undefined): string {
+export function parseRotationCron(value: string | undefined): string | null {
+  if (value?.trim().toLowerCase() === rotationCronOff) return null;
   const expression = value?.trim() || defaultRotationCron;
   const validation = cron.validateDetailed(expression);
   if (!validation.valid) {
     const reasons = validation.errors?.map((error) => `${error.field}: ${error.message}`) ?? [];
     throw new Error(
-      `${rotationCronVariable} "${expression}" is not a valid cron expression${reasons.length ? ` (${reasons.join('; ')})` : ''}. Use five or six fields such as "${defaultRotationCron}" (03:00 on the first day of each month).`,
+      `${rotationCronVariable} "${expression}" is not a valid cron expression${reasons.length ? ` (${reasons.join('; ')})` : ''}. Use five or six fields such as "${defaultRotationCron}" (03:00 on the first day of each month), or "${rotationCronOff}" to turn scheduled rotation off.`,
     );
   }
   return expression;
 }
 
-/** Builds an AuditedCommit that appends `action` for `operator` in the same transaction. */
+/**
+ * Builds an AuditedCommit that appends `action` for `operator` in the same
+ * transaction, naming a resource of `resourceType` with the id of the result.
+ */
 export function auditedCommit(
   database: Database,
   audit: Pick<AuditTrail, 'append'>,
   operator: KeyOperator,
   action: string,
+  resourceType = 'master-key',
 ): AuditedCommit {
   return (work) =>
     database.write(async (transaction) => {
       const result = await work(transaction);
       const id = (result as { id?: unknown } | undefined)?.id;
       await audit.append(
-        rotationAuditEntry(operator, action, typeof id === 'string' ? id : undefined),
+        rotationAuditEntry(operator, action, typeof id === 'string' ? id : undefined, resourceType),
         transaction,
       );
       return result;

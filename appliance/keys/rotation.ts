@@ -9,11 +9,13 @@ import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
 import {
   countDataKeysBelow,
+  countTotpKeysBelow,
   listMasterKeyVersions,
   recordFirstMasterKeyVersion,
   type MasterKeyVersion,
 } from './master-key-versions';
-import { runRewrap, type RewrapOptions } from './rewrap-job';
+import { countDatabaseKeyBelow } from './database-key-item';
+import { RewrapJobs, runRewrap, type RewrapOptions } from './rewrap-job';
 import {
   findRotation,
   insertRotation,
@@ -45,8 +47,7 @@ export type AuditedCommit = <T>(work: (transaction: Transaction) => Promise<T>) 
  * versions below it.
  */
 export class KeyRotationService {
-  private readonly jobs = new Map<string, Promise<void>>();
-  private stopping = false;
+  private readonly jobs = new RewrapJobs('master key', (id) => this.rewrap(id));
 
   constructor(
     private readonly database: Database,
@@ -89,6 +90,7 @@ export class KeyRotationService {
 
         const record: RotationRecord = {
           id: crypto.randomUUID(),
+          projectId: null,
           trigger: operator.trigger,
           actor: operator.actor,
           keyUri: createdUri,
@@ -125,7 +127,8 @@ export class KeyRotationService {
       const versions = await listMasterKeyVersions(this.database, transaction);
       const active = requireActive(versions);
       const total = await countDataKeysBelow(this.database, active.version, transaction);
-      if (total === 0) {
+      const totpLeft = await countTotpKeysBelow(this.database, active.version, transaction);
+      if (total === 0 && totpLeft === 0) {
         throw problems.conflict(
           `Every data key is already wrapped under the active master key version ${active.version}; nothing to rewrap.`,
         );
@@ -133,6 +136,7 @@ export class KeyRotationService {
 
       const record: RotationRecord = {
         id: crypto.randomUUID(),
+        projectId: null,
         trigger: operator.trigger,
         actor: operator.actor,
         keyUri: active.keyUri,
@@ -181,9 +185,16 @@ export class KeyRotationService {
     }
 
     const remaining = await countDataKeysBelow(this.database, minimum, transaction);
-    if (remaining > 0) {
+    const totpRemaining = await countTotpKeysBelow(this.database, minimum, transaction);
+    if (remaining > 0 || totpRemaining > 0) {
       throw problems.conflict(
-        `Retiring master key versions below ${minimum} was rejected: ${remaining} data keys are still wrapped under them. Finish the rewrap (appliancectl keys rewrap) and retry.`,
+        `Retiring master key versions below ${minimum} was rejected: ${remaining + totpRemaining} data keys are still wrapped under them (${totpRemaining} of them for TOTP). Finish the rewrap (appliancectl keys rewrap) and retry.`,
+      );
+    }
+
+    if (countDatabaseKeyBelow(this.database, minimum) > 0) {
+      throw problems.conflict(
+        `Retiring master key versions below ${minimum} was rejected: the database key is still wrapped under them. Finish the rewrap (appliancectl keys rewrap) and retry.`,
       );
     }
 
@@ -224,31 +235,21 @@ export class KeyRotationService {
     return runRewrap(this.database, this.keys, id, {
       ...this.rewrapOptions,
       ...options,
-      shouldStop: () => this.stopping || (options.shouldStop?.() ?? false),
+      shouldStop: () => this.jobs.stopped || (options.shouldStop?.() ?? false),
     });
   }
 
   /** Starts the rewrap of a rotation in the background unless one already runs in this process. */
   startRewrap(id: string): void {
-    if (this.stopping || this.jobs.has(id)) return;
-
-    const job = this.rewrap(id)
-      .then((rotation) => {
-        logger.info(
-          { rotationId: id, state: rotation.state, done: rotation.done, total: rotation.total },
-          'master key rewrap job ended',
-        );
-      })
-      .catch((error: unknown) => {
-        logger.error({ err: error, rotationId: id }, 'master key rewrap job failed');
-      })
-      .finally(() => this.jobs.delete(id));
-    this.jobs.set(id, job);
+    this.jobs.start(id);
   }
 
-  /** Resumes every rotation left running, such as after a crash or a stop mid-run. */
+  /**
+   * Resumes every master key rotation left running, such as after a crash
+   * or a stop mid-run. The tenants domain resumes tenant key rotations.
+   */
   async resumeUnfinished(): Promise<string[]> {
-    const running = await listRotations(this.database, { state: 'running' });
+    const running = await listRotations(this.database, { state: 'running', projectId: null });
     for (const rotation of running) {
       logger.info({ rotationId: rotation.id, done: rotation.done }, 'resuming master key rewrap');
       this.startRewrap(rotation.id);
@@ -258,14 +259,13 @@ export class KeyRotationService {
 
   /** Stops the background jobs after their current batch and waits for them. */
   async stop(): Promise<void> {
-    this.stopping = true;
-    await Promise.all(this.jobs.values());
+    await this.jobs.stop();
   }
 
   private async refuseWhileRunning(transaction: Transaction): Promise<void> {
     const [running] = await listRotations(
       this.database,
-      { state: 'running', limit: 1 },
+      { state: 'running', limit: 1, projectId: null },
       transaction,
     );
     if (running) {
@@ -298,12 +298,13 @@ export function rotationAuditEntry(
   operator: KeyOperator,
   action: string,
   resourceId?: string,
+  resourceType = 'master-key',
 ): AuditEntry {
   return {
     requestId: crypto.randomUUID(),
     actor: { username: operator.actor },
     action,
-    resource: { type: 'master-key', ...(resourceId ? { id: resourceId } : {}) },
+    resource: { type: resourceType, ...(resourceId ? { id: resourceId } : {}) },
     outcome: 'success',
     sourceIp: 'local',
   };

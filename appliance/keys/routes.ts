@@ -129,7 +129,7 @@ export function keyRoutes(inventory: KeyInventory): RouteSpec[] {
         const record = await context.commit((transaction) =>
           rotation.reopen(context.params.id, transaction),
         );
-        rotation.startRewrap(record.id);
+        inventory.startRewrap(record);
         return { status: 202, body: record };
       },
     }),

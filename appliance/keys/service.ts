@@ -10,6 +10,7 @@ import { listKeys, type KeyInventoryItem } from './inventory';
 import { recordKeyCreation, tokenKeys, type TokenKey } from './key-records';
 import { recordFirstMasterKeyVersion } from './master-key-versions';
 import { KeyRotationService } from './rotation';
+import type { RotationRecord } from './rotation-records';
 import { parseRotationCron, rotationCronVariable, scheduleRotation } from './rotation-schedule';
 import { readStartDates } from './token-dates';
 
@@ -19,8 +20,23 @@ export interface KeyInventoryOptions {
   rotationCron?: string;
 }
 
+/**
+ * Tenant master keys as the tenants domain provides them, so the key
+ * inventory lists them and the rotation routes resume their rewraps.
+ */
+export interface TenantKeySource {
+  /** Lists one inventory item per tenant key version. */
+  listKeys(): Promise<KeyInventoryItem[]>;
+  /** Starts the rewrap of a tenant key rotation in the background. */
+  startRewrap(rotationId: string): void;
+  /** Stops the tenant rewrap jobs after their current batch. */
+  stop(): Promise<void>;
+}
+
 /** The key inventory and master key rotation of a running appliance. */
 export class KeyInventory {
+  private tenants: TenantKeySource | undefined;
+
   private constructor(
     private readonly database: Database,
     private readonly keys: TokenKey[],
@@ -55,18 +71,52 @@ export class KeyInventory {
     const rotation = new KeyRotationService(database, keys);
     await rotation.resumeUnfinished();
 
-    const schedule = audit ? scheduleRotation(cron, rotation, database, audit) : undefined;
+    const schedule =
+      audit && cron !== null ? scheduleRotation(cron, rotation, database, audit) : undefined;
     if (schedule) logger.info({ cron }, 'master key rotation scheduled');
+    else if (cron === null) logger.info('scheduled master key rotation is off');
     return new KeyInventory(database, onToken, rotation, schedule);
   }
 
-  list(): Promise<KeyInventoryItem[]> {
-    return listKeys(this.database, this.keys);
+  /** Adds the tenant keys to the inventory; the runtime calls it once the tenants domain is open. */
+  attachTenants(tenants: TenantKeySource): void {
+    this.tenants = tenants;
+  }
+
+  /**
+   * Lists the token keys, the master key versions, the tenant key versions
+   * and the data-key aggregates, each with its last and next rotation.
+   */
+  async list(): Promise<KeyInventoryItem[]> {
+    const items = await listKeys(this.database, this.keys, {
+      nextMasterRotation: this.schedule?.getNextRun() ?? null,
+    });
+    const tenantItems = (await this.tenants?.listKeys()) ?? [];
+    return [...items, ...tenantItems].map((item) => ({
+      ...item,
+      lastRotated: item.lastRotated ?? null,
+      nextRotation: item.nextRotation ?? null,
+    }));
+  }
+
+  /** Starts the rewrap of `rotation` with the job of its key: the master key's or its project's. */
+  startRewrap(rotation: RotationRecord): void {
+    if (rotation.projectId === null) {
+      this.rotation.startRewrap(rotation.id);
+      return;
+    }
+    if (!this.tenants) {
+      throw new Error(
+        `The tenant key rotation ${rotation.id} needs the tenants domain, which is not open.`,
+      );
+    }
+    this.tenants.startRewrap(rotation.id);
   }
 
   /** Stops the schedule and waits for running rewrap batches; call before closing the database. */
   async stop(): Promise<void> {
     await this.schedule?.destroy();
     await this.rotation.stop();
+    await this.tenants?.stop();
   }
 }

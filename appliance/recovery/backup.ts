@@ -3,10 +3,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { openDatabase, type Database } from '../platform/database';
+import { isPlainSqlite } from '../platform/database-encryption';
+import {
+  readDatabaseKeyRecord,
+  unwrapDatabaseKey,
+  type DatabaseKeyRecord,
+} from '../platform/database-key';
 import { readState } from '../platform/state';
 import { RecoveryInputError } from './errors';
 import { countUnescrowed, readRecoveryKey } from './escrow';
 import { auditEntry, type RecoveryContext } from './init';
+import { sealDatabaseKey } from './recovery-key';
 
 /** The file written beside a backup; restore checks the database against it. */
 export interface BackupManifest {
@@ -27,6 +34,13 @@ export interface BackupManifest {
   auditHead: { seq: number; hash: string };
   /** Public key that verifies the copy's signed audit checkpoints (SPKI PEM). */
   signingPublicKeyPem: string;
+  /**
+   * The SQLCipher key of the copy; absent for a plain SQLite backup. `wrapped`
+   * opens the copy with the token that made it, `escrow` (base64, sealed to
+   * the recovery public key) with the custodians' shares on any token, and is
+   * null when the appliance had no recovery key.
+   */
+  databaseKey?: { wrapped: DatabaseKeyRecord; escrow: string | null };
 }
 
 export const manifestFormat = 'prompt-bank-appliance-backup';
@@ -61,7 +75,7 @@ export async function createBackup(
     await context.database.sequelize.query('VACUUM INTO :partial', { replacements: { partial } });
     fs.chmodSync(partial, 0o600);
 
-    const facts = await readCopy(partial);
+    const facts = await readCopy(context, partial);
     const content = fs.readFileSync(partial);
     const manifest: BackupManifest = {
       format: manifestFormat,
@@ -99,12 +113,29 @@ export async function createBackup(
   }
 }
 
-/** Reads the recovery record and audit head from the copy itself, so they match its content. */
+/**
+ * Reads the recovery record and audit head from the copy itself, so they
+ * match its content. An encrypted live database must give an encrypted copy
+ * (SQLCipher 4.14's VACUUM INTO writes it under the same key), so a copy
+ * that starts with the plain SQLite header is rejected.
+ */
 async function readCopy(
+  context: RecoveryContext,
   file: string,
-): Promise<Pick<BackupManifest, 'recovery' | 'unescrowedDataKeys' | 'auditHead'>> {
-  const copy: Database = await openDatabase(file);
+): Promise<Pick<BackupManifest, 'recovery' | 'unescrowedDataKeys' | 'auditHead' | 'databaseKey'>> {
+  const keyFile = context.database.keyFile;
+  const wrapped = keyFile ? readDatabaseKeyRecord(keyFile) : undefined;
+  if (keyFile && !wrapped) throw new Error(`the database key file ${keyFile} is missing`);
+  const key = wrapped ? unwrapDatabaseKey(context.keys, wrapped) : undefined;
+
+  let copy: Database | undefined;
   try {
+    if (key && isPlainSqlite(file)) {
+      throw new Error(
+        'VACUUM INTO wrote an unencrypted copy of the encrypted database; no backup was made',
+      );
+    }
+    copy = await openDatabase(file, { key });
     // Back to a single file: the copy is one self-contained SQLite file.
     await copy.sequelize.query('PRAGMA journal_mode = DELETE');
     const recovery = await readRecoveryKey(copy);
@@ -120,9 +151,18 @@ async function readCopy(
         : null,
       unescrowedDataKeys: recovery ? await countUnescrowed(copy, recovery.fingerprint) : 0,
       auditHead: head ? (JSON.parse(head) as BackupManifest['auditHead']) : { seq: 0, hash: '' },
+      ...(wrapped && key
+        ? {
+            databaseKey: {
+              wrapped,
+              escrow: recovery ? sealDatabaseKey(recovery.publicKey, key).toString('base64') : null,
+            },
+          }
+        : {}),
     };
   } finally {
-    await copy.close();
+    key?.fill(0);
+    await copy?.close();
   }
 }
 

@@ -12,6 +12,8 @@ const ivLength = 12;
 const tagLength = 16;
 const publicKeyLength = 32;
 const hkdfInfo = Buffer.from('prompt-bank recovery escrow v1');
+/** AAD of the escrowed database key; data keys use `prompt:<id>/data-key:<version>`. */
+const databaseKeyAad = Buffer.from('appliance-database-key');
 
 /** The recovery key, held in process memory only while a command runs. */
 export class RecoveryKey {
@@ -54,8 +56,17 @@ export class RecoveryKey {
 
   /** Opens an escrowed data key; throws when `sealed` was altered or sealed for another key or prompt. */
   openDataKey(sealed: Buffer, promptId: string, keyVersion: number): Buffer {
+    return this.open(sealed, escrowAad(promptId, keyVersion), `escrow of prompt ${promptId}`);
+  }
+
+  /** Opens the escrowed SQLCipher database key of a backup; throws when `sealed` was altered. */
+  openDatabaseKey(sealed: Buffer): Buffer {
+    return this.open(sealed, databaseKeyAad, 'escrow of the database key');
+  }
+
+  private open(sealed: Buffer, aad: Buffer, description: string): Buffer {
     if (sealed.length < 1 + publicKeyLength + ivLength + tagLength || sealed[0] !== escrowFormat) {
-      throw new Error(`escrow of prompt ${promptId} has an unknown layout`);
+      throw new Error(`${description} has an unknown layout`);
     }
     let offset = 1;
     const ephemeral = sealed.subarray(offset, (offset += publicKeyLength));
@@ -65,7 +76,7 @@ export class RecoveryKey {
 
     const key = escrowKey(this.privateKey, ephemeral, ephemeral, this.publicKey());
     const decipher = crypto.createDecipheriv('aes-256-gcm', key, iv);
-    decipher.setAAD(escrowAad(promptId, keyVersion));
+    decipher.setAAD(aad);
     decipher.setAuthTag(tag);
     return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
   }
@@ -92,14 +103,27 @@ export function sealDataKey(
   promptId: string,
   keyVersion: number,
 ): Buffer {
+  return seal(recoveryPublicKey, dataKey, escrowAad(promptId, keyVersion));
+}
+
+/**
+ * Seals the SQLCipher database key to the recovery public key for a backup
+ * manifest, in the same layout as sealDataKey() with its own AAD, so a
+ * sealed data key cannot pass for the database key.
+ */
+export function sealDatabaseKey(recoveryPublicKey: Buffer, databaseKey: Buffer): Buffer {
+  return seal(recoveryPublicKey, databaseKey, databaseKeyAad);
+}
+
+function seal(recoveryPublicKey: Buffer, secret: Buffer, aad: Buffer): Buffer {
   const { privateKey, publicKey } = crypto.generateKeyPairSync('x25519');
   const ephemeral = rawPublicKey(publicKey);
   const key = escrowKey(privateKey, recoveryPublicKey, ephemeral, recoveryPublicKey);
 
   const iv = crypto.randomBytes(ivLength);
   const cipher = crypto.createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(escrowAad(promptId, keyVersion));
-  const ciphertext = Buffer.concat([cipher.update(dataKey), cipher.final()]);
+  cipher.setAAD(aad);
+  const ciphertext = Buffer.concat([cipher.update(secret), cipher.final()]);
 
   return Buffer.concat([
     Buffer.from([escrowFormat]),

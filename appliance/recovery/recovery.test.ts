@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,6 +10,8 @@ import { QueryTypes } from 'sequelize';
 import { runAppliancectl as appliancectl } from '../testing/appliancectl';
 import { exitCodes } from '../cli/exit-codes';
 import { loadConfig, type ApplianceConfig } from '../platform/config';
+import { isPlainSqlite } from '../platform/database-encryption';
+import { databaseKeyFileOf, readDatabaseKeyRecord } from '../platform/database-key';
 import { startAppliance, type RunningAppliance } from '../runtime';
 import { ApiClient } from '../testing/api-client';
 import {
@@ -17,9 +20,10 @@ import {
   startTestAppliance,
   type TestAppliance,
 } from '../testing/harness';
+import { mfaChallengeCookieName } from '../identity/mfa-challenges';
 import { RecoveryInputError } from './errors';
 import { initRecovery } from './init';
-import { RecoveryKey, sealDataKey } from './recovery-key';
+import { RecoveryKey, sealDatabaseKey, sealDataKey } from './recovery-key';
 import { restoreBackup } from './restore';
 import { combineShares, parseShare, splitRecoveryKey } from './shares';
 
@@ -74,6 +78,17 @@ describe('recovery shares and escrow', () => {
     assert.throws(() => key.openDataKey(sealed, 'prompt-a', 2));
     assert.throws(() => RecoveryKey.generate().openDataKey(sealed, 'prompt-a', 1));
   });
+
+  it('database key escrow is not a data key', () => {
+    const key = RecoveryKey.generate();
+    const databaseKey = crypto.randomBytes(32);
+    const sealed = sealDatabaseKey(key.publicKey(), databaseKey);
+
+    assert.ok(key.openDatabaseKey(sealed).equals(databaseKey));
+    assert.throws(() => key.openDataKey(sealed, 'prompt-a', 1));
+    assert.throws(() => key.openDatabaseKey(sealDataKey(key.publicKey(), databaseKey, 'a', 1)));
+    assert.throws(() => RecoveryKey.generate().openDatabaseKey(sealed));
+  });
 });
 
 describe('recovery drill: backup, shares and a fresh token @integration', function () {
@@ -88,6 +103,16 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
   let shares: Record<string, string> = {};
   let applianceB: RunningAppliance | undefined;
   let config: ApplianceConfig;
+  /** A user of appliance A with an active TOTP authenticator, enrolled after `recovery init`. */
+  let totpUser: { username: string; password: string; secret: string };
+
+  /** Computes a TOTP code with oathtool (RFC 6238, SHA-1, 6 digits, 30 s), `offsetSeconds` from now. */
+  function oathtoolCode(secret: string, offsetSeconds = 0): string {
+    const at = Math.floor(Date.now() / 1000) + offsetSeconds;
+    return execFileSync('oathtool', ['--totp', '-b', '-N', `@${at}`, secret], {
+      encoding: 'utf8',
+    }).trim();
+  }
 
   /** Env of a machine B: an empty data dir and a token of its own (new master key). */
   function freshMachine(): { env: Record<string, string>; dataDir: string } {
@@ -186,6 +211,24 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
     assert.match(again.stderr, /a recovery key already exists .* pass --replace/);
   });
 
+  it('escrows a TOTP key at enrolment', async () => {
+    const user = await applianceA.userWithRole('author');
+    const enrolment = await user.client.post('/auth/mfa/totp/enroll');
+    assert.equal(enrolment.status, 201, JSON.stringify(enrolment.body));
+    const secret = enrolment.body.secret as string;
+    const confirmed = await user.client.post('/auth/mfa/totp/confirm', {
+      code: oathtoolCode(secret),
+    });
+    assert.equal(confirmed.status, 200, JSON.stringify(confirmed.body));
+    totpUser = { username: user.username, password: user.password, secret };
+
+    const escrowed = await applianceA.appliance.database.sequelize.query(
+      'SELECT user_id FROM totp_escrow',
+      { type: QueryTypes.SELECT },
+    );
+    assert.equal(escrowed.length, 1);
+  });
+
   it('escrows new prompts, then backs up', async () => {
     const admin = await applianceA.admin();
     const created = await admin.post('/prompts', {
@@ -217,6 +260,11 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
     for (const marker of markers) assert.equal(fs.readFileSync(backupFile).includes(marker), false);
     assert.match(manifest.recovery.fingerprint, /^[0-9a-f]{64}$/);
 
+    // VACUUM INTO keeps the SQLCipher key, so the backup file is encrypted too.
+    assert.equal(isPlainSqlite(backupFile), false);
+    assert.equal(manifest.databaseKey.wrapped.masterKeyUri, applianceA.appliance.keys.masterKeyUri);
+    assert.match(manifest.databaseKey.escrow, /^[A-Za-z0-9+/]+=*$/);
+
     const actions = await applianceA.appliance.database.sequelize.query<{ action: string }>(
       `SELECT action FROM audit_records WHERE action LIKE 'recovery.%' OR action = 'backup.create' ORDER BY seq`,
       { type: QueryTypes.SELECT },
@@ -235,6 +283,14 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
     fs.writeFileSync(tampered, bytes);
     fs.copyFileSync(`${backupFile}.manifest.json`, `${tampered}.manifest.json`);
 
+    const alteredEscrow = path.join(work, 'altered-escrow.sqlite');
+    fs.copyFileSync(backupFile, alteredEscrow);
+    const manifest = JSON.parse(fs.readFileSync(`${backupFile}.manifest.json`, 'utf8'));
+    const escrow = Buffer.from(manifest.databaseKey.escrow, 'base64');
+    escrow[escrow.length - 1] ^= 0xff;
+    manifest.databaseKey.escrow = escrow.toString('base64');
+    fs.writeFileSync(`${alteredEscrow}.manifest.json`, JSON.stringify(manifest));
+
     const cases: [string, string, string[], RegExp][] = [
       ['one share', backupFile, [shares.alice], /2 shares are needed .* 1 given/],
       [
@@ -250,6 +306,12 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
         /--share number 2 belongs to recovery key/,
       ],
       ['a tampered backup', tampered, [shares.alice, shares.bob], /fails its checksum/],
+      [
+        'an altered database key escrow',
+        alteredEscrow,
+        [shares.alice, shares.bob],
+        /escrow of the database key in the manifest fails to open/,
+      ],
     ];
     for (const [name, file, given, message] of cases) {
       const machine = freshMachine();
@@ -280,6 +342,7 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
       fs.readdirSync(machine.dataDir).filter((name) => name.includes('sqlite')),
       ['appliance.sqlite'],
     );
+    assert.equal(isPlainSqlite(config.databaseFile), false);
 
     applianceB = await startAppliance(config, { port: 0, search: false });
     const client = new ApiClient(
@@ -309,6 +372,8 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
       [applianceB.keys.masterKeyUri],
     );
     assert.notEqual(applianceB.keys.masterKeyUri, applianceA.appliance.keys.masterKeyUri);
+    const databaseKey = readDatabaseKeyRecord(databaseKeyFileOf(config.secretsDir));
+    assert.equal(databaseKey?.masterKeyUri, applianceB.keys.masterKeyUri);
 
     const restore = await applianceB.database.sequelize.query<{ reason: string }>(
       `SELECT reason FROM audit_records WHERE action = 'recovery.restore'`,
@@ -317,10 +382,54 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
     assert.equal(restore.length, 1);
     assert.match(restore[0].reason, /sealed old chain head seq \d+ hash [0-9a-f]{64}/);
 
-    // Token B's audit key cannot check records HMACed by token A: verify
-    // names the first of them, as docs/recovery.md says.
+    // The TOTP key was rewrapped from its escrow, so token B checks an oathtool code.
+    const mfaLogin = await new ApiClient(
+      applianceB.url,
+      fs.readFileSync(path.join(config.tlsDir, 'appliance.crt')),
+    );
+    const passwordStep = await mfaLogin.post('/auth/login', {
+      username: totpUser.username,
+      password: totpUser.password,
+    });
+    assert.equal(passwordStep.body.mfaRequired, true, JSON.stringify(passwordStep.body));
+    const challenge = [passwordStep.headers['set-cookie'] ?? []]
+      .flat()
+      .find((line) => line.startsWith(`${mfaChallengeCookieName}=`));
+    const totpStep = await mfaLogin.request(
+      'POST',
+      '/auth/mfa/verify',
+      { code: oathtoolCode(totpUser.secret, 30) },
+      { cookie: challenge?.split(';')[0] ?? '' },
+    );
+    assert.equal(totpStep.status, 200, JSON.stringify(totpStep.body));
+
+    // verify-audit checks the old records' links up to the sealed head and
+    // token B's HMACs from the recovery.restore record on (docs/recovery.md).
     const verification = await applianceB.audit.verify();
-    assert.equal(verification.firstBroken?.seq, 1);
+    // ok covers the old token's checkpoints too, checked with its stored public key.
+    assert.equal(verification.ok, true, JSON.stringify(verification.firstBroken));
+
+    // A seal that names another head breaks the chain at the sealed seq.
+    const [state] = await applianceB.database.sequelize.query<{ value: string }>(
+      `SELECT value FROM appliance_state WHERE key = 'recovery.restored'`,
+      { type: QueryTypes.SELECT },
+    );
+    const seal = JSON.parse(state.value) as { seq: number; hash: string };
+    const tampered = JSON.stringify({
+      ...seal,
+      hash: seal.hash.replace(/^./, (c) => (c === '0' ? '1' : '0')),
+    });
+    await applianceB.database.sequelize.query(
+      `UPDATE appliance_state SET value = :value WHERE key = 'recovery.restored'`,
+      { replacements: { value: tampered } },
+    );
+    const broken = await applianceB.audit.verify();
+    assert.equal(broken.ok, false);
+    assert.equal(broken.firstBroken?.seq, seal.seq);
+    await applianceB.database.sequelize.query(
+      `UPDATE appliance_state SET value = :value WHERE key = 'recovery.restored'`,
+      { replacements: { value: state.value } },
+    );
 
     await assert.rejects(
       restoreBackup(config, {

@@ -6,8 +6,14 @@ import { ensureToken, openKeyProvider } from '../../hsm';
 import type { KeyProvider } from '../../hsm/key-provider';
 import { CheckpointingAuditTrail } from '../audit/checkpoints-trail';
 import { recordFirstMasterKeyVersion } from '../keys/master-key-versions';
+import { restoreTotpKeysFromEscrow } from '../keys/totp-keys';
 import type { ApplianceConfig } from '../platform/config';
 import { openDatabase, type Database } from '../platform/database';
+import {
+  databaseKeyFileOf,
+  wrapDatabaseKey,
+  writeDatabaseKeyRecord,
+} from '../platform/database-key';
 import { migrate } from '../platform/migrations';
 import { writeState } from '../platform/state';
 import { wrapMechanism } from '../vault/envelope';
@@ -73,16 +79,19 @@ export async function restoreBackup(
   keyBytes.fill(0);
 
   const building = `${config.databaseFile}.restoring`;
+  const keyFile = databaseKeyFileOf(config.secretsDir);
+  let databaseKey: Buffer | undefined;
   let keys: KeyProvider | undefined;
   let database: Database | undefined;
   try {
+    databaseKey = openEscrowedDatabaseKey(manifest, recoveryKey);
     fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     await ensureToken(config);
     keys = openKeyProvider(config);
 
     removeDatabaseFiles(building);
     fs.copyFileSync(options.backupFile, building);
-    database = await openDatabase(building);
+    database = await openDatabase(building, { key: databaseKey, keyFile });
     await migrate(database);
 
     const stored = await readRecoveryKey(database);
@@ -98,6 +107,7 @@ export async function restoreBackup(
     });
     const restoredKeys = await database.write(async (transaction) => {
       const count = await rewrapFromEscrow(database!, keys!, recoveryKey, transaction);
+      await restoreTotpKeysFromEscrow(database!, keys!, recoveryKey, transaction);
       await resetMasterKeyRecords(database!, keys!, transaction);
 
       const sealed = { ...manifest.auditHead, backupSha256: manifest.database.sha256 };
@@ -126,6 +136,16 @@ export async function restoreBackup(
     await database.close();
     database = undefined;
 
+    // The key file goes in first: a database file without it cannot be opened.
+    if (databaseKey) {
+      writeDatabaseKeyRecord(
+        keyFile,
+        wrapDatabaseKey(keys, databaseKey, { uri: keys.masterKeyUri, version: 1 }),
+      );
+    } else {
+      // A plain backup is encrypted at the next start under a new key.
+      fs.rmSync(keyFile, { force: true });
+    }
     fs.renameSync(building, config.databaseFile);
     return {
       databaseFile: config.databaseFile,
@@ -135,9 +155,34 @@ export async function restoreBackup(
     };
   } finally {
     recoveryKey.destroy();
+    databaseKey?.fill(0);
     await database?.close();
     keys?.close();
     removeDatabaseFiles(building);
+  }
+}
+
+/**
+ * Opens the backup's SQLCipher key from its escrow in the manifest, or
+ * returns undefined for a plain backup. Throws RecoveryInputError when the
+ * escrow is missing or fails to open with the recovery key.
+ */
+function openEscrowedDatabaseKey(
+  manifest: BackupManifest,
+  recoveryKey: RecoveryKey,
+): Buffer | undefined {
+  if (!manifest.databaseKey) return undefined;
+  if (!manifest.databaseKey.escrow) {
+    throw new RecoveryInputError(
+      '--backup: the manifest has no escrow of the database key, so only the token that made the backup can open it',
+    );
+  }
+  try {
+    return recoveryKey.openDatabaseKey(Buffer.from(manifest.databaseKey.escrow, 'base64'));
+  } catch {
+    throw new RecoveryInputError(
+      '--backup: the escrow of the database key in the manifest fails to open with the recovery key: the manifest was altered or belongs to another recovery key',
+    );
   }
 }
 

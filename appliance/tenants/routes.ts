@@ -1,11 +1,17 @@
-import { route, type RouteSpec } from '../http/route';
+import { route, type RouteContext, type RouteSpec } from '../http/route';
+import type { AuditedCommit } from '../keys/rotation';
+import type { TenantKeyRotation } from './key-rotation';
 import { commitNamingCreated } from '../vault/routes';
 import { parseBody } from '../vault/schemas';
 import { newProjectInput, projectParams, restoreInput } from './schemas';
 import type { ProjectService } from './service';
 
-/** Projects and their customer-managed keys. Revoke and restore are audited like every write. */
-export function projectRoutes(projects: ProjectService): RouteSpec[] {
+/**
+ * Projects and their customer-managed keys. Revoke, restore and rotate are
+ * audited like every write. A rotation returns 202 once its record is
+ * stored, and GET /keys/rotations/:id reports the rewrap's progress.
+ */
+export function projectRoutes(projects: ProjectService, rotation: TenantKeyRotation): RouteSpec[] {
   return [
     route({
       method: 'get',
@@ -25,9 +31,9 @@ export function projectRoutes(projects: ProjectService): RouteSpec[] {
       resource: 'key',
       access: 'keys:read',
       async handler() {
-        return {
-          body: { items: await projects.listKeys(), generatedAt: new Date().toISOString() },
-        };
+        // The tenant rows of GET /keys, kept under this path for existing clients.
+        const items = await projects.listKeys();
+        return { body: { items, generatedAt: new Date().toISOString() } };
       },
     }),
 
@@ -72,5 +78,35 @@ export function projectRoutes(projects: ProjectService): RouteSpec[] {
         return { body: await projects.restore(context.params.id, input.pinFile, context.commit) };
       },
     }),
+
+    route({
+      method: 'post',
+      path: '/projects/:id/key/rotate',
+      action: 'projects.key.rotate',
+      resource: 'project',
+      access: 'keys:execute',
+      params: projectParams,
+      async handler(context) {
+        const record = await rotation.rotate(
+          context.params.id,
+          { trigger: 'api', actor: context.principal!.username },
+          commitNamingRotation(context),
+        );
+        rotation.startRewrap(record.id);
+        return { status: 202, body: record };
+      },
+    }),
   ];
+}
+
+/** Wraps context.commit so that the audit record names the rotated project and the rotation. */
+function commitNamingRotation(
+  context: RouteContext<{ id: string }, unknown, unknown>,
+): AuditedCommit {
+  return (work) =>
+    context.commit(async (transaction) => {
+      const result = await work(transaction);
+      context.auditNote = `rotation ${(result as { id: string }).id}`;
+      return result;
+    });
 }

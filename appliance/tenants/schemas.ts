@@ -47,8 +47,3 @@ export const newProjectInput = z
 export const restoreInput = z.object({ pinFile });
 
 export const projectParams = z.object({ id: z.uuid('must be a UUID as returned by the API') });
-
-/** The optional project of a new prompt, read beside the vault's own prompt fields. */
-export const promptProjectInput = z.object({
-  projectId: z.uuid('must be a UUID as returned by GET /api/v1/projects').optional(),
-});

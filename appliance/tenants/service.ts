@@ -4,12 +4,20 @@ import path from 'node:path';
 import { QueryTypes, type Transaction } from 'sequelize';
 
 import { HsmError } from '../../hsm/errors';
-import { TenantKeyUnavailableError, type TenantKeyRing } from '../../hsm/tenant-keys';
+import { parsePkcs11Uri } from '../../hsm/pkcs11-uri';
+import {
+  TenantKeyUnavailableError,
+  tenantKeyVersionLabel,
+  type TenantKeyRing,
+} from '../../hsm/tenant-keys';
 import { problems, ProblemError } from '../http/problem';
 import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
 import type { TenantKeyAccess } from '../vault/envelope';
 import type { Commit } from '../vault/vault';
+import type { KeyInventoryItem } from '../keys/inventory';
+import { listTenantKeys } from './key-inventory';
+import type { TenantKeyVersion } from './key-versions';
 
 /** Owner of the master key that wraps a project's data keys: the appliance or the customer. */
 export type KeyMode = 'appliance' | 'customer';
@@ -33,24 +41,17 @@ export interface Project {
   createdAt: string;
 }
 
-/** One tenant master key in the key inventory. */
-export interface TenantKeyItem {
-  keyClass: 'tenant-master';
-  /** RFC 7512 PKCS#11 URI of the key on the customer token. */
-  location: string;
-  algorithm: string;
-  projectId: string;
-  projectName: string;
-  state: ProjectKeyState;
-  /** When the key was last created, revoked or restored. */
-  stateChangedAt: string | null;
-  dependents: { type: 'data-key'; count: number };
-}
-
 export interface NewProject {
   name: string;
   keyMode: KeyMode;
   token?: { label: string; pinFile: string };
+}
+
+/** A customer-keyed project as the key inventory reads it. */
+export interface CustomerProject {
+  id: string;
+  name: string;
+  revoked: boolean;
 }
 
 interface ProjectRow {
@@ -124,31 +125,40 @@ export class ProjectService implements TenantKeyAccess {
     return service;
   }
 
-  /**
-   * Lists the tenant master keys with their URIs, live state and how many
-   * data keys each wraps, in the shape of the key inventory (GET /api/v1/keys).
-   */
-  async listKeys(): Promise<TenantKeyItem[]> {
-    const counts = await this.database.sequelize.query<{ project_id: string; count: number }>(
-      'SELECT project_id, COUNT(*) AS count FROM project_data_keys GROUP BY project_id',
-      { type: QueryTypes.SELECT },
-    );
+  /** Lists the customer-keyed projects by name. */
+  customerProjects(): CustomerProject[] {
     return [...this.rows.values()]
       .filter((row) => row.key_mode === 'customer')
       .sort((a, b) => a.name.localeCompare(b.name))
-      .map((row) => ({
-        keyClass: 'tenant-master' as const,
-        location: row.key_uri!,
-        algorithm: 'AES-256 (CKM_AES_KEY_WRAP)',
-        projectId: row.id,
-        projectName: row.name,
-        state: this.stateOf(row),
-        stateChangedAt: row.key_state_changed_at,
-        dependents: {
-          type: 'data-key' as const,
-          count: counts.find((count) => count.project_id === row.id)?.count ?? 0,
-        },
-      }));
+      .map((row) => ({ id: row.id, name: row.name, revoked: row.key_state === 'revoked' }));
+  }
+
+  /** Lists one key inventory item per tenant key version; see listTenantKeys(). */
+  listKeys(): Promise<KeyInventoryItem[]> {
+    return listTenantKeys(this.database, this);
+  }
+
+  /** Checks that the tenant key at `keyUri` is on its token; throws TenantKeyUnavailableError otherwise. */
+  checkKey(keyUri: string): void {
+    this.ring.check(keyUri);
+  }
+
+  /** Returns the active tenant key URI of a customer-keyed project whose key can be used now. */
+  requireRotatable(projectId: string): string {
+    const row = this.requireCustomer(projectId);
+    this.check(projectId);
+    return row.key_uri!;
+  }
+
+  /**
+   * Makes `keyUri` the key that check() probes for `projectId`; call after
+   * the rotation committed. Wraps and unwraps read the version from
+   * project_key_versions, so a rotation by `appliancectl` in another
+   * process takes effect here without this call.
+   */
+  activateVersion(projectId: string, keyUri: string): void {
+    const row = this.rows.get(projectId);
+    if (row) this.rows.set(projectId, { ...row, key_uri: keyUri });
   }
 
   list(): Project[] {
@@ -199,6 +209,23 @@ export class ProjectService implements TenantKeyAccess {
            :key_state_changed_at, :created_by, :created_at)`,
         { transaction, replacements: { ...row } },
       );
+      const firstVersion: TenantKeyVersion | undefined = row.key_uri
+        ? {
+            projectId: row.id,
+            version: 1,
+            keyUri: row.key_uri,
+            state: 'active',
+            createdAt: now,
+            createdBy: actorId,
+          }
+        : undefined;
+      if (firstVersion) {
+        await this.database.sequelize.query(
+          `INSERT INTO project_key_versions (project_id, version, key_uri, state, created_at, created_by)
+           VALUES (:projectId, :version, :keyUri, :state, :createdAt, :createdBy)`,
+          { transaction, replacements: { ...firstVersion } },
+        );
+      }
       transaction.afterCommit(() => {
         this.rows.set(row.id, row);
       });
@@ -274,21 +301,14 @@ export class ProjectService implements TenantKeyAccess {
     return row.key_uri!;
   }
 
-  wrap(projectId: string, dataKey: Buffer): Buffer {
-    const row = this.requireUsable(projectId);
-    return this.withKey(projectId, () => this.ring.wrapDataKey(row.key_uri!, dataKey));
+  wrap(projectId: string, keyUri: string, dataKey: Buffer): Buffer {
+    this.requireOwnKey(projectId, keyUri);
+    return this.withKey(projectId, () => this.ring.wrapDataKey(keyUri, dataKey));
   }
 
   unwrap(projectId: string, keyUri: string, wrapped: Buffer): Buffer {
-    const row = this.requireUsable(projectId);
-    // The URI comes from the project, so an edited data-key row cannot point the unwrap at another key.
-    if (keyUri !== row.key_uri) {
-      throw new HsmError(
-        'hsm_unwrap_failed',
-        `The data key names the tenant key ${keyUri}, but project ${projectId} uses ${row.key_uri}.`,
-      );
-    }
-    return this.withKey(projectId, () => this.ring.unwrapDataKey(row.key_uri!, wrapped));
+    this.requireOwnKey(projectId, keyUri);
+    return this.withKey(projectId, () => this.ring.unwrapDataKey(keyUri, wrapped));
   }
 
   check(projectId: string): void {
@@ -301,10 +321,31 @@ export class ProjectService implements TenantKeyAccess {
     if (!row) throw problems.notFound(`Project ${projectId}`);
     if (row.key_mode !== 'customer') {
       throw problems.conflict(
-        `Project ${projectId} uses the appliance master key; only a customer-managed key can be revoked or restored.`,
+        `Project ${projectId} uses the appliance master key; only a customer-managed key can be revoked, restored or rotated.`,
       );
     }
     return row;
+  }
+
+  /**
+   * Checks that `keyUri` names a key version of this project on its own
+   * customer token, so an edited row cannot point a wrap or unwrap at the
+   * key of another project. Throws hsm_unwrap_failed otherwise.
+   */
+  private requireOwnKey(projectId: string, keyUri: string): void {
+    const row = this.requireUsable(projectId);
+    const locator = parsePkcs11Uri(keyUri);
+    const base = tenantKeyVersionLabel(projectId, 1);
+    const own =
+      locator !== undefined &&
+      locator.token === row.token_label &&
+      (locator.object === base || locator.object.startsWith(`${base}-v`));
+    if (!own) {
+      throw new HsmError(
+        'hsm_unwrap_failed',
+        `The data key names the tenant key ${keyUri}, which is no key version of project ${projectId}.`,
+      );
+    }
   }
 
   private requireUsable(projectId: string): ProjectRow {
@@ -318,7 +359,7 @@ export class ProjectService implements TenantKeyAccess {
   }
 
   /** Runs a ring call, turning an unavailable tenant key into the 423 problem. */
-  private withKey<T>(projectId: string, work: () => T): T {
+  withKey<T>(projectId: string, work: () => T): T {
     try {
       return work();
     } catch (error) {

@@ -1,0 +1,84 @@
+import { QueryTypes } from 'sequelize';
+
+import { parsePkcs11Uri } from '../../hsm/pkcs11-uri';
+import { TenantKeyUnavailableError } from '../../hsm/tenant-keys';
+import type { KeyInventoryItem, KeyState } from '../keys/inventory';
+import type { Database } from '../platform/database';
+import { listTenantKeyVersions } from './key-versions';
+import type { CustomerProject, ProjectService } from './service';
+
+/** Algorithm of every tenant master key version, as the inventory names it. */
+const tenantKeyAlgorithm = 'AES-256 (CKM_AES_KEY_WRAP)';
+
+/**
+ * Lists one inventory item (class `tenant`) per tenant key version of each
+ * customer-keyed project, with its live state and how many data keys it
+ * wraps. A revoked project's versions are all `revoked`; a version whose
+ * key or token cannot be found is `destroyed`. Scheduled rotation covers
+ * the appliance master key only, so nextRotation is null.
+ */
+export async function listTenantKeys(
+  database: Database,
+  projects: ProjectService,
+): Promise<KeyInventoryItem[]> {
+  const counts = await database.sequelize.query<{
+    project_id: string;
+    tenant_key_version: number;
+    count: number;
+  }>(
+    `SELECT project_id, tenant_key_version, COUNT(*) AS count FROM project_data_keys
+     GROUP BY project_id, tenant_key_version`,
+    { type: QueryTypes.SELECT },
+  );
+  const countOf = (projectId: string, version: number) =>
+    counts.find((row) => row.project_id === projectId && row.tenant_key_version === version)
+      ?.count ?? 0;
+
+  // Versions come from the database, so a rotation made by appliancectl shows at once.
+  const allVersions = await listTenantKeyVersions(database);
+
+  const items: KeyInventoryItem[] = [];
+  for (const project of projects.customerProjects()) {
+    const versions = allVersions.filter((version) => version.projectId === project.id);
+    const newest = versions[versions.length - 1];
+    const lastRotated = newest && newest.version > 1 ? newest.createdAt : null;
+
+    for (const version of versions) {
+      items.push({
+        keyClass: 'tenant',
+        location: version.keyUri,
+        label: parsePkcs11Uri(version.keyUri)?.object,
+        algorithm: tenantKeyAlgorithm,
+        keyVersion: version.version,
+        created: {
+          createdAt: version.createdAt,
+          source: version.version === 1 ? 'project-creation' : 'rotation',
+        },
+        state: stateOf(projects, project, version.keyUri, version.state),
+        dependents: { type: 'data-key', count: countOf(project.id, version.version) },
+        projectId: project.id,
+        projectName: project.name,
+        lastRotated,
+        nextRotation: null,
+      });
+    }
+  }
+  return items;
+}
+
+function stateOf(
+  projects: ProjectService,
+  project: CustomerProject,
+  keyUri: string,
+  recorded: 'active' | 'decrypt-only' | 'retired',
+): KeyState {
+  if (project.revoked) return 'revoked';
+  try {
+    projects.checkKey(keyUri);
+  } catch (error) {
+    if (!(error instanceof TenantKeyUnavailableError)) throw error;
+    // NOTE: a rejected PIN or a session lost since start also lands here, although the key may still exist.
+    return error.reason === 'disconnected' ? 'revoked' : 'destroyed';
+  }
+  return recorded;
+}

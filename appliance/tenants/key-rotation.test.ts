@@ -1,0 +1,297 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import path from 'node:path';
+
+import { QueryTypes, type Transaction } from 'sequelize';
+
+import { writePinFile } from '../../hsm/pin-files';
+import { initializeCustomerToken } from '../../hsm/tenant-keys';
+import type { KeyInventoryItem } from '../keys/inventory';
+import type { RotationRecord } from '../keys/rotation-records';
+import type { ApiClient } from '../testing/api-client';
+import { runAppliancectl } from '../testing/appliancectl';
+import { sharedTokenEnv, startTestAppliance, type TestAppliance } from '../testing/harness';
+import { openTenants } from './index';
+
+interface TenantDataKeyRow {
+  prompt_id: string;
+  tenant_key_version: number;
+  tenant_key_uri: string;
+}
+
+/** Creates a customer token and a project keyed on it; returns the project id. */
+async function createCustomerProject(test: TestAppliance, admin: ApiClient, name: string) {
+  const label = `rotate-${crypto.randomBytes(4).toString('hex')}`;
+  const pin = crypto.randomBytes(12).toString('base64url');
+  const pinFile = path.join(test.dataDir, `${label}-pin`);
+  initializeCustomerToken(
+    test.appliance.config.hsm,
+    label,
+    crypto.randomBytes(12).toString('hex'),
+    pin,
+  );
+  writePinFile(pinFile, pin);
+
+  const created = await admin.post('/projects', {
+    name,
+    keyMode: 'customer',
+    token: { label, pinFile },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  return { id: created.body.id as string, keyUri: created.body.keyUri as string, pinFile };
+}
+
+async function tenantDataKeys(test: TestAppliance, projectId: string) {
+  return test.appliance.database.sequelize.query<TenantDataKeyRow>(
+    `SELECT prompt_id, tenant_key_version, tenant_key_uri FROM project_data_keys
+     WHERE project_id = :projectId ORDER BY prompt_id`,
+    { type: QueryTypes.SELECT, replacements: { projectId } },
+  );
+}
+
+async function waitForRotation(client: ApiClient, id: string): Promise<RotationRecord> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const response = await client.get(`/keys/rotations/${id}`);
+    assert.equal(response.status, 200, JSON.stringify(response.body));
+    if (response.body.state !== 'running') return response.body;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`rotation ${id} still running after 5 s`);
+}
+
+async function tenantItems(admin: ApiClient, projectId: string): Promise<KeyInventoryItem[]> {
+  const inventory = await admin.get('/keys');
+  assert.equal(inventory.status, 200, JSON.stringify(inventory.body));
+  return (inventory.body.items as KeyInventoryItem[]).filter(
+    (item) => item.keyClass === 'tenant' && item.projectId === projectId,
+  );
+}
+
+describe('tenant key rotation @integration', function () {
+  this.timeout(60_000);
+
+  let test: TestAppliance;
+  let admin: ApiClient;
+
+  before(async () => {
+    test = await startTestAppliance();
+    admin = await test.admin();
+  });
+
+  after(async () => {
+    await test?.close();
+  });
+
+  it('prompts carry their projectId', async () => {
+    const project = await admin.post('/projects', { name: 'plain', keyMode: 'appliance' });
+    assert.equal(project.status, 201, JSON.stringify(project.body));
+
+    const inProject = await admin.post('/prompts', {
+      title: 'In a project',
+      body: 'x',
+      projectId: project.body.id,
+    });
+    assert.equal(inProject.status, 201, JSON.stringify(inProject.body));
+    assert.equal(inProject.body.projectId, project.body.id);
+    assert.equal(
+      (await admin.get(`/prompts/${inProject.body.id}`)).body.projectId,
+      project.body.id,
+    );
+
+    const outside = await admin.post('/prompts', { title: 'Outside', body: 'y' });
+    assert.equal(outside.body.projectId, null);
+    const listed = (await admin.get('/prompts')).body.items as { id: string; projectId: string }[];
+    assert.equal(listed.find((item) => item.id === inProject.body.id)?.projectId, project.body.id);
+
+    const unknown = await admin.post('/prompts', {
+      title: 'Unknown',
+      body: 'z',
+      projectId: crypto.randomUUID(),
+    });
+    assert.equal(unknown.status, 400, JSON.stringify(unknown.body));
+    assert.equal(unknown.body.errors[0].field, 'projectId');
+    const malformed = await admin.post('/prompts', { title: 'Bad', body: 'z', projectId: 'p1' });
+    assert.equal(malformed.status, 400);
+    assert.equal(malformed.body.errors[0].field, 'projectId');
+  });
+
+  it('API rotation rewraps project data keys', async () => {
+    const project = await createCustomerProject(test, admin, 'rotate via API');
+    const promptIds: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const created = await admin.post('/prompts', {
+        title: `Tenant ${i}`,
+        body: `tenant body ${i}`,
+        projectId: project.id,
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.equal(created.body.projectId, project.id);
+      promptIds.push(created.body.id);
+    }
+
+    const before = await tenantItems(admin, project.id);
+    assert.equal(before.length, 1);
+    assert.equal(before[0].keyVersion, 1);
+    assert.equal(before[0].state, 'active');
+    assert.equal(before[0].location, project.keyUri);
+    assert.equal(before[0].dependents.count, 3);
+    assert.equal(before[0].lastRotated, null);
+    assert.equal(before[0].nextRotation, null);
+
+    const rotated = await admin.post(`/projects/${project.id}/key/rotate`);
+    assert.equal(rotated.status, 202, JSON.stringify(rotated.body));
+    assert.equal(rotated.body.projectId, project.id);
+    assert.equal(rotated.body.fromVersion, 1);
+    assert.equal(rotated.body.toVersion, 2);
+    assert.equal(rotated.body.total, 3);
+    assert.match(rotated.body.keyUri, /object=tenant-master-[0-9a-f-]+-v2;/);
+
+    const finished = await waitForRotation(admin, rotated.body.id);
+    assert.equal(finished.state, 'completed', JSON.stringify(finished));
+    assert.equal(finished.done, 3);
+
+    const rows = await tenantDataKeys(test, project.id);
+    assert.deepEqual(
+      rows.map((row) => [row.tenant_key_version, row.tenant_key_uri]),
+      rows.map(() => [2, rotated.body.keyUri]),
+    );
+    for (const [i, id] of promptIds.entries()) {
+      assert.equal((await admin.get(`/prompts/${id}`)).body.version.body, `tenant body ${i}`);
+    }
+
+    const after = await admin.post('/prompts', {
+      title: 'After',
+      body: 'after rotation',
+      projectId: project.id,
+    });
+    assert.equal(after.status, 201, JSON.stringify(after.body));
+    const newRow = (await tenantDataKeys(test, project.id)).find(
+      (row) => row.prompt_id === after.body.id,
+    );
+    assert.equal(newRow?.tenant_key_version, 2);
+
+    const items = await tenantItems(admin, project.id);
+    assert.deepEqual(
+      items.map((item) => [item.keyVersion, item.state, item.dependents.count]),
+      [
+        [1, 'decrypt-only', 0],
+        [2, 'active', 4],
+      ],
+    );
+    assert.ok(items[1].lastRotated, 'lastRotated is set after a rotation');
+
+    const filtered = await admin.get('/projects/keys');
+    assert.equal(filtered.status, 200);
+    assert.ok(
+      (filtered.body.items as KeyInventoryItem[]).every((item) => item.keyClass === 'tenant'),
+    );
+
+    const audited = await test.appliance.database.sequelize.query<{ outcome: string }>(
+      `SELECT outcome FROM audit_records WHERE action = 'projects.key.rotate' AND resource_id = :id`,
+      { type: QueryTypes.SELECT, replacements: { id: project.id } },
+    );
+    assert.deepEqual(
+      audited.map((row) => row.outcome),
+      ['success'],
+    );
+  });
+
+  it('rotation rejects unusable projects', async () => {
+    const plain = await admin.post('/projects', { name: 'not customer', keyMode: 'appliance' });
+    const appliance = await admin.post(`/projects/${plain.body.id}/key/rotate`);
+    assert.equal(appliance.status, 409, JSON.stringify(appliance.body));
+
+    const missing = await admin.post(`/projects/${crypto.randomUUID()}/key/rotate`);
+    assert.equal(missing.status, 404);
+    const malformed = await admin.post('/projects/p1/key/rotate');
+    assert.equal(malformed.status, 400);
+
+    const project = await createCustomerProject(test, admin, 'rotate revoked');
+    assert.equal((await admin.post(`/projects/${project.id}/key/revoke`)).status, 200);
+    const revoked = await admin.post(`/projects/${project.id}/key/rotate`);
+    assert.equal(revoked.status, 423, JSON.stringify(revoked.body));
+    const items = await tenantItems(admin, project.id);
+    assert.equal(items[0].state, 'revoked');
+    assert.equal(
+      (await admin.post(`/projects/${project.id}/key/restore`, { pinFile: project.pinFile }))
+        .status,
+      200,
+    );
+  });
+
+  it('rewrap resumes after a stop', async () => {
+    const project = await createCustomerProject(test, admin, 'rotate resumable');
+    for (let i = 0; i < 3; i++) {
+      const created = await admin.post('/prompts', {
+        title: `Resume ${i}`,
+        body: `resume ${i}`,
+        projectId: project.id,
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+    }
+
+    // A second tenant domain on the same database, whose rewrap the test drives batch by batch.
+    const running = test.appliance;
+    const tenants = await openTenants(running.config, running.database, running.keys, undefined, {
+      resume: false,
+    });
+    const commit = <T>(work: (transaction: Transaction) => Promise<T>) =>
+      running.database.write(work);
+    try {
+      const record = await tenants.rotation.rotate(
+        project.id,
+        { trigger: 'cli', actor: 'cli:test' },
+        commit,
+      );
+      const partial = await tenants.rotation.rewrap(record.id, { batchSize: 1, maxBatches: 1 });
+      assert.equal(partial.state, 'running');
+      assert.equal(partial.done, 1);
+
+      const second = await admin.post(`/projects/${project.id}/key/rotate`);
+      assert.equal(second.status, 409, JSON.stringify(second.body));
+
+      const finished = await tenants.rotation.rewrap(record.id, { batchSize: 1 });
+      assert.equal(finished.state, 'completed');
+      assert.equal(finished.done, 3);
+      const versions = (await tenantDataKeys(test, project.id)).map(
+        (row) => row.tenant_key_version,
+      );
+      assert.deepEqual(versions, [2, 2, 2]);
+    } finally {
+      await tenants.rotation.stop();
+      tenants.close();
+    }
+  });
+
+  it('appliancectl rotates a project key', async () => {
+    const project = await createCustomerProject(test, admin, 'rotate via CLI');
+    const created = await admin.post('/prompts', {
+      title: 'CLI',
+      body: 'cli tenant body',
+      projectId: project.id,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+
+    const env = { ...sharedTokenEnv(), APPLIANCE_DATA_DIR: test.dataDir };
+    const run = await runAppliancectl(['keys', 'rotate', '--project', project.id, '--wait'], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, new RegExp(`tenant key of project ${project.id} v1 -> v2`));
+    assert.match(run.stdout, /completed, 1\/1 data keys moved/);
+
+    // The running appliance reads the new version from the database.
+    assert.equal(
+      (await admin.get(`/prompts/${created.body.id}`)).body.version.body,
+      'cli tenant body',
+    );
+    const next = await admin.post('/prompts', { title: 'Next', body: 'n', projectId: project.id });
+    assert.equal(next.status, 201, JSON.stringify(next.body));
+    const row = (await tenantDataKeys(test, project.id)).find(
+      (entry) => entry.prompt_id === next.body.id,
+    );
+    assert.equal(row?.tenant_key_version, 2);
+
+    const bad = await runAppliancectl(['keys', 'rotate', '--project', 'p1'], env);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--project must be a project id/);
+  });
+});

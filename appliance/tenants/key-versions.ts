@@ -1,0 +1,85 @@
+import { QueryTypes, type Transaction } from 'sequelize';
+
+import type { Database } from '../platform/database';
+
+/**
+ * State of a tenant master key version, as for the appliance master key:
+ * `active` wraps new data keys, `decrypt-only` unwraps data keys wrapped
+ * before a rotation, `retired` unwraps nothing.
+ */
+export type TenantKeyVersionState = 'active' | 'decrypt-only' | 'retired';
+
+/** One row of project_key_versions. */
+export interface TenantKeyVersion {
+  projectId: string;
+  version: number;
+  /** RFC 7512 PKCS#11 URI of the key on the customer token. */
+  keyUri: string;
+  state: TenantKeyVersionState;
+  createdAt: string;
+  /** User name, `cli:<os user>`, or the user id of the project's creator for version 1. */
+  createdBy: string;
+}
+
+interface VersionRow {
+  project_id: string;
+  version: number;
+  key_uri: string;
+  state: TenantKeyVersionState;
+  created_at: string;
+  created_by: string;
+}
+
+/** Lists the tenant key versions of every project, or of `projectId`, oldest first. */
+export async function listTenantKeyVersions(
+  database: Database,
+  projectId?: string,
+  transaction?: Transaction,
+): Promise<TenantKeyVersion[]> {
+  const where = projectId === undefined ? '' : 'WHERE project_id = :projectId';
+  const rows = await database.sequelize.query<VersionRow>(
+    `SELECT * FROM project_key_versions ${where} ORDER BY project_id, version`,
+    { type: QueryTypes.SELECT, transaction, replacements: { projectId: projectId ?? null } },
+  );
+  return rows.map((row) => ({
+    projectId: row.project_id,
+    version: row.version,
+    keyUri: row.key_uri,
+    state: row.state,
+    createdAt: row.created_at,
+    createdBy: row.created_by,
+  }));
+}
+
+/** Stores a new version as active and makes the previous active version decrypt-only. */
+export async function insertActiveTenantKeyVersion(
+  database: Database,
+  version: Omit<TenantKeyVersion, 'state'>,
+  transaction: Transaction,
+): Promise<void> {
+  await database.sequelize.query(
+    `UPDATE project_key_versions SET state = 'decrypt-only'
+     WHERE project_id = :projectId AND state = 'active'`,
+    { transaction, replacements: { projectId: version.projectId } },
+  );
+  await database.sequelize.query(
+    `INSERT INTO project_key_versions (project_id, version, key_uri, state, created_at, created_by)
+     VALUES (:projectId, :version, :keyUri, 'active', :createdAt, :createdBy)`,
+    { transaction, replacements: { ...version } },
+  );
+}
+
+/** Counts a project's data keys wrapped under a tenant key version below `version`. */
+export async function countTenantDataKeysBelow(
+  database: Database,
+  projectId: string,
+  version: number,
+  transaction?: Transaction,
+): Promise<number> {
+  const rows = await database.sequelize.query<{ count: number }>(
+    `SELECT COUNT(*) AS count FROM project_data_keys
+     WHERE project_id = :projectId AND tenant_key_version < :version`,
+    { type: QueryTypes.SELECT, transaction, replacements: { projectId, version } },
+  );
+  return rows[0]?.count ?? 0;
+}
