@@ -11,12 +11,21 @@ import { createApp } from './http/app';
 import { runHealthChecks, type HealthReport } from './http/health';
 import type { RouteSpec } from './http/route';
 import { identityRoutes } from './identity/routes';
+import { accountRecoveryRoutes } from './identity/recovery';
+import { openAccessControl } from './identity/access';
+import { eventIndexPattern } from '../collectors/search/event-template';
 import { oidcRoutes } from './identity/oidc/routes';
+import { ldapRoutes } from './identity/ldap/routes';
+import { scimRoutes } from './identity/scim/routes';
+import { oauthRoutes } from './identity/oauth/routes';
+import { samlRoutes } from './identity/saml/routes';
 import { keyRoutes } from './keys/routes';
+import { activeMasterKey } from './keys/master-key-versions';
 import { KeyInventory } from './keys/service';
 import { IdentityService } from './identity/service';
 import type { ApplianceConfig } from './platform/config';
-import { openDatabase, type Database } from './platform/database';
+import type { Database } from './platform/database';
+import { openApplianceDatabase } from './platform/database-encryption';
 import { logger } from './platform/logger';
 import { migrate } from './platform/migrations';
 import { listenHttps } from './platform/https-server';
@@ -25,6 +34,7 @@ import { escrowAtCreation } from './recovery/escrow';
 import { createVault } from './vault/vault';
 import { connectEvents, type EventServices } from './events';
 import { openTenants } from './tenants';
+import { configureSignIn } from './identity/risk/sign-in-guards';
 
 /** A started appliance; `close` stops its server and background jobs in order. */
 export interface RunningAppliance {
@@ -64,7 +74,7 @@ export async function startAppliance(
   );
   const keys = openKeyProvider(config);
 
-  const database = await openDatabase(config.databaseFile);
+  const database = await openApplianceDatabase(config, keys);
   const applied = await migrate(database);
   if (applied.length) logger.info({ migrations: applied }, 'database migrated');
 
@@ -75,7 +85,16 @@ export async function startAppliance(
   const keyInventory = await KeyInventory.open(config, database, keys, token, audit);
   const identity = new IdentityService(database, config.secretsDir, keys, {
     sessionLimit: config.sessionLimit,
+    oauth: config.oauth,
   });
+  configureSignIn(identity, database, config.signIn);
+  const access = await openAccessControl(
+    config,
+    database,
+    keys,
+    identity,
+    eventIndexPattern(config.search.indexPrefix),
+  );
   const bootstrap = await identity.bootstrapFirstAdmin();
   if (bootstrap.created)
     logger.info(
@@ -88,10 +107,17 @@ export async function startAppliance(
   const forwarder = events ? new AuditForwarder(database, audit, events.auditSink) : undefined;
 
   const tenants = await openTenants(config, database, keys, escrowAtCreation(database));
+  keyInventory.attachTenants(tenants.keySource);
   const vault = createVault(database, keys, { encryption: tenants.encryption });
   const routes: RouteSpec[] = [
-    ...identityRoutes(identity),
+    ...identityRoutes(identity, { accessChanges: access.changes }),
+    ...access.routes,
+    ...accountRecoveryRoutes(identity, config, database, audit),
     ...oidcRoutes(identity, config, database),
+    ...ldapRoutes(identity, config, database),
+    ...scimRoutes(identity, config, database),
+    ...oauthRoutes(identity.oauth),
+    ...samlRoutes(identity, config, database),
     ...auditRoutes(audit),
     ...checkpointRoutes(audit.checkpoints, keys),
     ...vaultRoutes(vault),
@@ -104,6 +130,7 @@ export async function startAppliance(
     database,
     audit,
     authenticate: (request) => identity.authenticate(request),
+    authorizer: access.control,
     maxBodyBytes: config.maxBodyBytes,
     health: () => checkHealth(keys, database, events),
   });
@@ -115,6 +142,7 @@ export async function startAppliance(
   });
 
   audit.start();
+  access.start(audit);
   forwarder?.start();
   events?.start();
   logger.info({ url }, 'appliance listening');
@@ -132,6 +160,7 @@ export async function startAppliance(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      access.stop();
       await audit.stop();
       await forwarder?.stop();
       await events?.stop();
@@ -151,8 +180,10 @@ function checkHealth(
   events: EventServices | undefined,
 ): Promise<HealthReport> {
   return runHealthChecks({
-    hsm: () => {
-      const health = keys.health();
+    hsm: async () => {
+      // The active version comes from key_versions, so a deleted key of the current version reports down.
+      const active = await activeMasterKey(database, keys).catch(() => undefined);
+      const health = keys.health(active?.keyUri);
       return health.ok
         ? { status: 'up' }
         : {

@@ -1,11 +1,12 @@
 /** Alert records as the alerts API returns them; see the alerts API contract. */
 
-export const ruleIds = ['auth.brute_force', 'vault.mass_read'] as const;
+export const ruleIds = ['auth.brute_force', 'vault.mass_read', 'access.break_glass'] as const;
 export type RuleId = (typeof ruleIds)[number];
 
 export const ruleNames: Record<RuleId, string> = {
   'auth.brute_force': 'Brute-force login attempts',
   'vault.mass_read': 'Mass read of prompts',
+  'access.break_glass': 'Break-glass access opened',
 };
 
 /** Ordered from least to most severe; the index is the rank. */

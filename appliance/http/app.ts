@@ -7,12 +7,15 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 
+import { tokenFormParser } from '../identity/oauth/form-body';
+import { tokenEndpointPath } from '../identity/oauth/token-routes';
 import { logger } from '../platform/logger';
 import { repoRoot } from '../platform/config';
 import { problems } from './problem';
 import { toProblem } from './errors';
 import { healthHandler, type HealthReport } from './health';
 import { mountRoutes, type RouteDependencies, type RouteSpec } from './route';
+import { scimMiddleware, scimRoot } from '../identity/scim/media';
 
 export interface AppOptions extends RouteDependencies {
   routes: RouteSpec[];
@@ -72,11 +75,17 @@ export function createApp(options: AppOptions): express.Express {
   app.use(cookieParser());
 
   const api = express.Router();
+  // The SAML assertion consumer service receives an HTML form (HTTP-POST binding).
+  api.post('/auth/saml/acs', express.urlencoded({ limit: options.maxBodyBytes, extended: false }));
+  api.post(tokenEndpointPath, tokenFormParser(options.maxBodyBytes));
+  api.use(scimRoot, scimMiddleware(options.maxBodyBytes));
   api.use((request: Request, _response: Response, next: NextFunction) => {
     const hasBody =
       ['POST', 'PUT', 'PATCH'].includes(request.method) &&
       Number(request.get('content-length') ?? 0) > 0;
-    if (hasBody && !request.is('application/json')) return next(problems.unsupportedMediaType());
+    // A body a route-specific parser already read (request.body set) passes.
+    if (hasBody && request.body === undefined && !request.is('application/json'))
+      return next(problems.unsupportedMediaType());
     next();
   });
   api.use(express.json({ limit: options.maxBodyBytes, strict: true }));

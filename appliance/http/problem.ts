@@ -20,6 +20,9 @@ const typeBase = 'urn:prompt-bank-appliance:problem:';
 
 /** An error that maps to an HTTP problem response; anything else becomes a generic 500. */
 export class ProblemError extends Error {
+  /** Content-Type of the response; subclasses for other error formats (OAuth) override it. */
+  readonly mediaType: string = 'application/problem+json';
+
   constructor(
     readonly status: number,
     readonly code: string,

@@ -7,7 +7,9 @@ import type { AuditOutcome } from '../audit/record';
 import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
 import type { Permission, Role } from '../identity/permissions';
-import { isAllowed } from '../identity/permissions';
+import type { AccessView, Subject } from '../identity/access/decision';
+import type { RequestAttributes } from '../identity/access/conditions';
+import type { ResourceDescriptor } from '../identity/access/scope';
 import { problems, type ProblemError } from './problem';
 import { toProblem } from './errors';
 import { validate } from './validate';
@@ -19,6 +21,10 @@ export interface Principal {
   role: Role;
   mustChangePassword: boolean;
   sessionToken?: string;
+  /** The session passed a second factor (TOTP or a security key) at sign-in. */
+  mfaVerified?: boolean;
+  /** The request came from a device its owner marked trusted. */
+  deviceTrusted?: boolean;
   /** Set when the request authenticated with an API key: its id and the permissions it still holds. */
   apiKey?: { id: string; permissions: readonly Permission[] };
 }
@@ -45,6 +51,14 @@ export interface RouteContext<Params, Query, Body> {
    * record is appended in the same transaction, so either both land or neither.
    */
   commit<T>(work: (transaction: Transaction) => Promise<T>): Promise<T>;
+  /** The caller's grants, loaded once per request; throws 401 for an anonymous request. */
+  access(): Promise<AccessView>;
+  /**
+   * Throws a 403 problem unless the caller may do `permission` on this
+   * resource (its project, folders and classification); for handlers whose
+   * route-level permission held at some scope.
+   */
+  authorize(permission: Permission, resource?: ResourceDescriptor): Promise<void>;
 }
 
 export interface RouteResult {
@@ -83,10 +97,16 @@ export function route<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodT
   return spec as unknown as RouteSpec;
 }
 
+/** Loads the grants behind a principal; AccessControl in production. */
+export interface Authorizer {
+  viewFor(subject: Subject, attributes: RequestAttributes): Promise<AccessView>;
+}
+
 export interface RouteDependencies {
   database: Database;
   audit: AuditTrail;
   authenticate(request: Request): Promise<Principal | undefined>;
+  authorizer: Authorizer;
 }
 
 /**
@@ -116,6 +136,7 @@ async function handle(
   const sourceIp = request.socket.remoteAddress ?? 'unknown';
   let principal: Principal | undefined;
   let audited = false;
+  let view: Promise<AccessView> | undefined;
 
   const context: RouteContext<unknown, unknown, unknown> = {
     principal: undefined,
@@ -134,11 +155,26 @@ async function handle(
         audited = true;
         return result;
       }),
+    access() {
+      if (!context.principal) return Promise.reject(problems.unauthenticated());
+      view ??= dependencies.authorizer.viewFor(
+        subjectOf(context.principal),
+        attributesOf(context.principal, sourceIp),
+      );
+      return view;
+    },
+    async authorize(permission, resource) {
+      const decision = (await context.access()).decide(permission, resource);
+      if (!decision.allowed) throw problems.forbidden(decision.reason!);
+    },
   };
 
   try {
-    principal = await authorise(spec, request, dependencies);
+    principal = await authenticated(spec, request, dependencies);
     context.principal = principal;
+    if (principal && spec.access !== 'signed-in' && spec.access !== 'public')
+      await context.authorize(spec.access);
+    if (principal) assertKeyAllows(spec, principal);
 
     context.params = spec.params ? validate(spec.params, request.params, 'params') : request.params;
     context.query = spec.query ? validate(spec.query, request.query, 'query') : {};
@@ -160,38 +196,49 @@ async function handle(
     const recorded =
       audited || (await tryAppend(dependencies.audit, entryFor(spec, context, outcome, problem)));
     const final = recorded ? problem : problems.auditUnavailable();
-    response
-      .status(final.status)
-      .type('application/problem+json')
-      .json(final.toBody(request.originalUrl));
+    response.status(final.status).type(final.mediaType).json(final.toBody(request.originalUrl));
   }
 }
 
-async function authorise(spec: RouteSpec, request: Request, dependencies: RouteDependencies) {
+async function authenticated(
+  spec: RouteSpec,
+  request: Request,
+  dependencies: RouteDependencies,
+): Promise<Principal | undefined> {
   if (spec.access === 'public') return undefined;
 
   const principal = await dependencies.authenticate(request);
   if (!principal) throw problems.unauthenticated();
   if (principal.mustChangePassword && !spec.allowPendingPasswordChange)
     throw problems.passwordChangeRequired();
-
-  if (spec.access !== 'signed-in' && !isAllowed(principal.role, spec.access)) {
-    throw problems.forbidden(
-      `The role "${principal.role}" does not grant ${spec.access}; ask an admin for a role that does.`,
-    );
-  }
-
-  // An API key acts for its owner with at most the permissions it was given;
-  // account routes (sessions, passwords, keys) need a signed-in person.
-  if (principal.apiKey) {
-    if (spec.access === 'signed-in')
-      throw problems.forbidden('API keys cannot call account routes; sign in to the console.');
-    if (!principal.apiKey.permissions.includes(spec.access))
-      throw problems.forbidden(
-        `This API key does not grant ${spec.access}; create a key that includes it.`,
-      );
-  }
   return principal;
+}
+
+/**
+ * An API key acts for its owner with at most the permissions it was given;
+ * account routes (sessions, passwords, keys) need a signed-in person.
+ */
+function assertKeyAllows(spec: RouteSpec, principal: Principal): void {
+  if (!principal.apiKey || spec.access === 'public') return;
+  if (spec.access === 'signed-in')
+    throw problems.forbidden('API keys cannot call account routes; sign in to the console.');
+  if (!principal.apiKey.permissions.includes(spec.access))
+    throw problems.forbidden(
+      `This API key does not grant ${spec.access}; create a key that includes it.`,
+    );
+}
+
+export function subjectOf(principal: Principal): Subject {
+  return { userId: principal.userId, role: principal.role };
+}
+
+export function attributesOf(principal: Principal, sourceIp: string): RequestAttributes {
+  return {
+    sourceIp,
+    at: new Date(),
+    mfaVerified: principal.mfaVerified ?? false,
+    deviceTrusted: principal.deviceTrusted ?? false,
+  };
 }
 
 function entryFor(

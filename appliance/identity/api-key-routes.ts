@@ -3,12 +3,8 @@ import { z } from 'zod';
 import { problems } from '../http/problem';
 import { route, type RouteSpec } from '../http/route';
 import { maxApiKeyLifetimeMs } from './api-keys';
-import { actions, isAllowed, resources, type Permission } from './permissions';
+import { permissionNames, type Permission } from './permissions';
 import type { IdentityService } from './service';
-
-const permissionNames = resources.flatMap((resource) =>
-  actions.map((action) => `${resource}:${action}` as Permission),
-);
 
 const newKey = z.object({
   name: z.string().trim().min(1).max(64),
@@ -37,15 +33,20 @@ export function apiKeyRoutes(identity: IdentityService): RouteSpec[] {
         const { name, permissions } = context.body;
         const expiresAt = checkedExpiry(context.body.expiresAt);
 
+        // A key holds at most what its owner holds now, at some scope; at use, the
+        // owner's grants still decide scope and conditions.
+        const view = await context.access();
         const beyondRole = permissions
           .map((permission, index) => ({ permission, index }))
-          .filter(({ permission }) => !isAllowed(principal.role, permission));
+          .filter(
+            ({ permission }) => !view.grants.some((grant) => grant.permissions.has(permission)),
+          );
         if (beyondRole.length) {
           throw problems.invalidRequest(
-            `permissions: a key may hold only permissions of your role "${principal.role}"`,
+            `permissions: a key may hold only permissions your role "${principal.role}" or your grants give`,
             beyondRole.map(({ permission, index }) => ({
               field: `permissions.${index}`,
-              message: `${permission} is not granted to the role "${principal.role}"; remove it`,
+              message: `${permission} is not granted to you; remove it`,
             })),
           );
         }

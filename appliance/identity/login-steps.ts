@@ -1,5 +1,10 @@
+import type { Transaction } from 'sequelize';
+
 import type { RouteContext } from '../http/route';
+import { deviceCookieDays, deviceCookieName } from './devices/devices';
+import type { SecondFactorMethod } from './devices/session-factors';
 import { LoginThrottledError } from './login-throttle';
+import { signInGuardsOf } from './risk/sign-in-guards';
 import type { IdentityService } from './service';
 import { sessionCookieName } from './sessions';
 import type { User } from './users';
@@ -29,31 +34,56 @@ export async function assertLoginAllowed(
   }
 }
 
-/** Opens a full session for `user` (audited by the request's commit) and sets the session cookie. */
+/**
+ * Opens a full session for `user` (audited by the request's commit) and sets
+ * the session cookie. `user` may be a function that creates or updates the
+ * account inside the same write (just-in-time provisioning). In the same
+ * commit it records the sign-in in the risk history, the browser's device
+ * (issuing a device cookie to a new browser) and `secondFactor`, the method
+ * the sign-in passed, if any. Returns the user.
+ */
 export async function startSession(
   identity: IdentityService,
   context: AnyContext,
-  user: User,
+  userOrProvision: User | ((transaction: Transaction) => Promise<User>),
   extraWrites?: Parameters<AnyContext['commit']>[0],
-): Promise<void> {
-  context.principal = {
-    userId: user.id,
-    username: user.username,
-    role: user.role,
-    mustChangePassword: user.mustChangePassword,
-  };
+  secondFactor?: SecondFactorMethod,
+): Promise<User> {
+  const guards = signInGuardsOf(identity);
+  const deviceCookie = context.request.cookies?.[deviceCookieName] as string | undefined;
+
   // A fresh token every time; a session cookie the browser held before this
   // login is closed, never carried into the new session (fixation).
   const previousToken = context.request.cookies?.[sessionCookieName] as string | undefined;
-  const session = await context.commit(async (transaction) => {
+  const { user, session, newDeviceCookie } = await context.commit(async (transaction) => {
+    const user =
+      typeof userOrProvision === 'function' ? await userOrProvision(transaction) : userOrProvision;
+    context.principal = {
+      userId: user.id,
+      username: user.username,
+      role: user.role,
+      mustChangePassword: user.mustChangePassword,
+    };
     await extraWrites?.(transaction);
     if (previousToken && previousToken.length <= 128)
       await identity.sessions.close(previousToken, transaction);
-    return identity.sessions.open(
+    const session = await identity.sessions.open(
       user.id,
       { sourceIp: context.sourceIp, userAgent: context.userAgent },
       transaction,
     );
+    if (!guards) return { user, session, newDeviceCookie: undefined };
+
+    const client = { sourceIp: context.sourceIp, userAgent: context.userAgent };
+    const device = await guards.devices.recordSignIn(deviceCookie, user.id, client, transaction);
+    await guards.history.record(
+      { userId: user.id, sourceIp: context.sourceIp, succeeded: true },
+      guards.settings.risk,
+      transaction,
+    );
+    if (secondFactor)
+      await guards.sessionFactors.record(session.token, user.id, secondFactor, transaction);
+    return { user, session, newDeviceCookie: device.newCookie };
   });
   await identity.throttle.recordSuccess(user.username);
 
@@ -61,6 +91,12 @@ export async function startSession(
     ...hostCookieOptions,
     expires: session.expiresAt,
   });
+  if (newDeviceCookie)
+    context.response.cookie(deviceCookieName, newDeviceCookie, {
+      ...hostCookieOptions,
+      maxAge: deviceCookieDays * 86_400_000,
+    });
+  return user;
 }
 
 /** Returns the public fields of a user, without the password hash. */

@@ -1,11 +1,16 @@
+import type { Transaction } from 'sequelize';
 import { z } from 'zod';
 
 import { ProblemError, problems } from '../http/problem';
 import { route, type RouteContext, type RouteSpec } from '../http/route';
 import { assertLoginAllowed, hostCookieOptions, presentUser, startSession } from './login-steps';
+import { deviceRoutes } from './devices/routes';
+import type { SecondFactorMethod } from './devices/session-factors';
 import { mfaChallengeCookieName } from './mfa-challenges';
+import { signInGuardsOf } from './risk/sign-in-guards';
 import type { IdentityService } from './service';
 import type { User } from './users';
+import { webauthnRoutes } from './webauthn/routes';
 
 const totpCode = z.string().regex(/^\d{6}$/, 'must be the 6-digit code from the authenticator app');
 
@@ -28,9 +33,9 @@ const invalidSecondFactor = () =>
   );
 
 /**
- * Opens the pending state of a password-verified sign-in for a user with TOTP
- * active: no session yet, only a short-lived challenge cookie for
- * POST /auth/mfa/verify.
+ * Opens the pending state of a password-verified sign-in for a user with a
+ * second factor: no session yet, only a short-lived challenge cookie for
+ * POST /auth/mfa/verify or POST /auth/mfa/webauthn/verify.
  */
 export async function startMfaChallenge(
   identity: IdentityService,
@@ -38,6 +43,10 @@ export async function startMfaChallenge(
   user: User,
 ): Promise<{ mfaRequired: true; methods: string[]; expiresAt: string }> {
   context.resourceId = user.id;
+  const methods = (await identity.totp.isActive(user.id)) ? ['totp', 'recovery_code'] : [];
+  const guards = signInGuardsOf(identity);
+  if (guards && (await guards.credentials.countFor(user.id)) > 0) methods.push('webauthn');
+
   const challenge = await context.commit((transaction) =>
     identity.mfaChallenges.open(user.id, transaction),
   );
@@ -45,16 +54,72 @@ export async function startMfaChallenge(
     ...hostCookieOptions,
     expires: challenge.expiresAt,
   });
-  return {
-    mfaRequired: true,
-    methods: ['totp', 'recovery_code'],
-    expiresAt: challenge.expiresAt.toISOString(),
-  };
+  return { mfaRequired: true, methods, expiresAt: challenge.expiresAt.toISOString() };
 }
 
-/** TOTP enrolment and the second sign-in step. */
+/** Returns the live MFA challenge token of the request and its user, or throws a 401 problem. */
+export async function resolveMfaChallenge(
+  identity: IdentityService,
+  context: RouteContext<unknown, unknown, unknown>,
+): Promise<{ token: string; user: User }> {
+  const token = context.request.cookies?.[mfaChallengeCookieName] as string | undefined;
+  const userId =
+    token && token.length <= 128 ? await identity.mfaChallenges.resolve(token) : undefined;
+  const user = userId ? await identity.users.findById(userId) : undefined;
+  if (!token || !user || user.disabled)
+    throw problems.unauthenticated(
+      'No sign-in is waiting for a second factor, or it expired; sign in with username and password first.',
+    );
+
+  context.actorUsername = user.username;
+  context.resourceId = user.id;
+  return { token, user };
+}
+
+/**
+ * Completes a pending sign-in: `acceptFactor` runs inside the session's commit
+ * and throws a 401 problem with code `rejectionCode` for a wrong factor. A
+ * rejection counts against the challenge and the login throttle.
+ */
+export async function completeMfaChallenge(
+  identity: IdentityService,
+  context: RouteContext<unknown, unknown, unknown>,
+  pending: { token: string; user: User },
+  method: SecondFactorMethod,
+  acceptFactor: (transaction: Transaction) => Promise<void>,
+  rejectionCode: string,
+): Promise<{ user: ReturnType<typeof presentUser> }> {
+  const { token, user } = pending;
+  try {
+    await startSession(
+      identity,
+      context,
+      user,
+      async (transaction) => {
+        await acceptFactor(transaction);
+        await identity.mfaChallenges.close(token, transaction);
+      },
+      method,
+    );
+  } catch (error) {
+    if (error instanceof ProblemError && error.code === rejectionCode) {
+      context.principal = undefined;
+      await identity.mfaChallenges.recordFailure(token);
+      await identity.throttle.recordFailure(user.username, context.sourceIp);
+    }
+    throw error;
+  }
+
+  context.response.clearCookie(mfaChallengeCookieName, hostCookieOptions);
+  return { user: presentUser(user) };
+}
+
+/** Builds the routes for TOTP enrolment, the second sign-in step, security keys and devices. */
 export function mfaRoutes(identity: IdentityService): RouteSpec[] {
   return [
+    ...webauthnRoutes(identity),
+    ...deviceRoutes(identity),
+
     route({
       method: 'post',
       path: '/auth/mfa/totp/enroll',
@@ -95,6 +160,14 @@ export function mfaRoutes(identity: IdentityService): RouteSpec[] {
               'code: does not match a pending enrolment; enrol first, then enter the current code from the app',
               [{ field: 'code', message: 'does not match the pending enrolment' }],
             );
+          // The session just proved the authenticator, so it counts as one that passed a second factor.
+          if (principal.sessionToken)
+            await signInGuardsOf(identity)?.sessionFactors.record(
+              principal.sessionToken,
+              principal.userId,
+              'totp',
+              transaction,
+            );
           return identity.recoveryCodes.issue(principal.userId, transaction);
         });
         return { body: { totp: 'active', recoveryCodes } };
@@ -109,39 +182,26 @@ export function mfaRoutes(identity: IdentityService): RouteSpec[] {
       access: 'public',
       body: verifyBody,
       async handler(context) {
-        const token = context.request.cookies?.[mfaChallengeCookieName] as string | undefined;
-        const userId =
-          token && token.length <= 128 ? await identity.mfaChallenges.resolve(token) : undefined;
-        const user = userId ? await identity.users.findById(userId) : undefined;
-        if (!token || !user || user.disabled)
-          throw problems.unauthenticated(
-            'No sign-in is waiting for a second factor, or it expired; sign in with username and password first.',
-          );
-
-        context.actorUsername = user.username;
-        context.resourceId = user.id;
-        await assertLoginAllowed(identity, context, user.username);
+        const pending = await resolveMfaChallenge(identity, context);
+        await assertLoginAllowed(identity, context, pending.user.username);
 
         const { code, recoveryCode } = context.body;
-        try {
-          await startSession(identity, context, user, async (transaction) => {
+        const body = await completeMfaChallenge(
+          identity,
+          context,
+          pending,
+          code ? 'totp' : 'recovery_code',
+          async (transaction) => {
             const accepted = code
-              ? await identity.totp.verifyCode(user.id, code, transaction, { pending: false })
-              : await identity.recoveryCodes.redeem(user.id, recoveryCode!, transaction);
+              ? await identity.totp.verifyCode(pending.user.id, code, transaction, {
+                  pending: false,
+                })
+              : await identity.recoveryCodes.redeem(pending.user.id, recoveryCode!, transaction);
             if (!accepted) throw invalidSecondFactor();
-            await identity.mfaChallenges.close(token, transaction);
-          });
-        } catch (error) {
-          if (error instanceof ProblemError && error.code === 'invalid_mfa_code') {
-            context.principal = undefined;
-            await identity.mfaChallenges.recordFailure(token);
-            await identity.throttle.recordFailure(user.username, context.sourceIp);
-          }
-          throw error;
-        }
-
-        context.response.clearCookie(mfaChallengeCookieName, hostCookieOptions);
-        return { body: { user: presentUser(user) } };
+          },
+          'invalid_mfa_code',
+        );
+        return { body };
       },
     }),
   ];

@@ -1,33 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 
 import { QueryTypes } from 'sequelize';
 
-import type { ApiClient, ApiResponse } from '../testing/api-client';
+import type { ApiClient } from '../testing/api-client';
+import { challengeCookie, oathtoolCode, passwordStep } from '../testing/accounts';
 import { startTestAppliance, type TestAppliance } from '../testing/harness';
-import { mfaChallengeCookieName } from './mfa-challenges';
-
-/** Computes a TOTP code with oathtool (RFC 6238, SHA-1, 6 digits, 30 s), `offsetSeconds` from now. */
-function oathtoolCode(secret: string, offsetSeconds = 0): string {
-  const at = Math.floor(Date.now() / 1000) + offsetSeconds;
-  return execFileSync('oathtool', ['--totp', '-b', '-N', `@${at}`, secret], {
-    encoding: 'utf8',
-  }).trim();
-}
-
-function challengeCookie(response: ApiResponse): string {
-  const lines = [response.headers['set-cookie'] ?? []].flat();
-  const line = lines.find((candidate) => candidate.startsWith(`${mfaChallengeCookieName}=`));
-  assert.ok(line, 'the login response sets the MFA challenge cookie');
-  return line.split(';')[0];
-}
-
-async function passwordStep(client: ApiClient, username: string, password: string) {
-  const login = await client.post('/auth/login', { username, password });
-  assert.equal(login.status, 200);
-  assert.equal(login.body.mfaRequired, true);
-  return challengeCookie(login);
-}
 
 function verify(client: ApiClient, cookie: string, body: unknown) {
   return client.request('POST', '/auth/mfa/verify', body, { cookie });

@@ -52,6 +52,19 @@ export class RecoveryCodes {
     );
     return true;
   }
+
+  /** Deletes all the user's codes in `transaction`; returns how many of them were still unused. */
+  async removeAll(userId: string, transaction: Transaction): Promise<number> {
+    const rows = await this.database.sequelize.query<{ n: number }>(
+      'SELECT COUNT(*) AS n FROM user_recovery_codes WHERE user_id = :userId AND used_at IS NULL',
+      { type: QueryTypes.SELECT, transaction, replacements: { userId } },
+    );
+    await this.database.sequelize.query('DELETE FROM user_recovery_codes WHERE user_id = :userId', {
+      transaction,
+      replacements: { userId },
+    });
+    return rows[0].n;
+  }
 }
 
 function newCode(): string {

@@ -3,10 +3,13 @@ import { z } from 'zod';
 import { problems } from '../http/problem';
 import { route, type RouteSpec } from '../http/route';
 import type { IdentityService } from './service';
+import type { AccessChanges } from './access/changes';
+import type { User } from './users';
 import { roles } from './permissions';
 import { chosenPassword } from './password-policy';
 import { assertLoginAllowed, hostCookieOptions, presentUser, startSession } from './login-steps';
 import { mfaRoutes, startMfaChallenge } from './mfa-routes';
+import { decideSignIn, recordPasswordFailure } from './risk/decide';
 import { sessionCookieName } from './sessions';
 import { sessionRoutes } from './session-routes';
 import { apiKeyRoutes } from './api-key-routes';
@@ -20,15 +23,32 @@ const newPassword = chosenPassword;
 
 const userId = z.object({ id: z.uuid() });
 
+/** An address for account recovery mail; compared and stored NFKC-normalised and lower case. */
+const emailAddress = z.email('must be an email address such as name@example.org').max(254);
+
 const userChange = z
-  .object({ role: z.enum(roles).optional(), disabled: z.boolean().optional() })
+  .object({
+    role: z.enum(roles).optional(),
+    disabled: z.boolean().optional(),
+    email: emailAddress.nullable().optional(),
+  })
   .strict()
-  .refine((change) => change.role !== undefined || change.disabled !== undefined, {
-    message: 'send role, disabled or both',
-  });
+  .refine(
+    (change) =>
+      change.role !== undefined || change.disabled !== undefined || change.email !== undefined,
+    { message: 'send at least one of role, disabled or email (null removes the address)' },
+  );
+
+/** Returns the public fields of a user for the user administration routes: those of presentUser plus the email address. */
+function presentManagedUser(user: User) {
+  return { ...presentUser(user), email: user.email };
+}
 
 /** Sign-in, sign-out, password change and user administration. */
-export function identityRoutes(identity: IdentityService): RouteSpec[] {
+export function identityRoutes(
+  identity: IdentityService,
+  options: { accessChanges?: AccessChanges } = {},
+): RouteSpec[] {
   return [
     ...mfaRoutes(identity),
     ...sessionRoutes(identity),
@@ -49,10 +69,13 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
         const user = await identity.verifyCredentials(username, password);
         if (!user) {
           await identity.throttle.recordFailure(username, context.sourceIp);
+          await recordPasswordFailure(identity, context.sourceIp, username);
           throw problems.invalidCredentials();
         }
 
-        if (await identity.totp.isActive(user.id)) {
+        // Adaptive risk: denies (403), requires the second factor or lets the password suffice.
+        const decision = await decideSignIn(identity, context, user);
+        if (decision.secondFactorRequired) {
           return { body: await startMfaChallenge(identity, context, user) };
         }
 
@@ -120,7 +143,7 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
       access: 'users:read',
       async handler() {
         const users = await identity.users.list();
-        return { body: { items: users.map(presentUser) } };
+        return { body: { items: users.map(presentManagedUser) } };
       },
     }),
 
@@ -138,6 +161,7 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
           .regex(/^[\p{L}\p{N}._@-]+$/u, 'may contain letters, digits and . _ @ - only'),
         password: newPassword,
         role: z.enum(roles),
+        email: emailAddress.optional(),
       }),
       async handler(context) {
         // The id is set inside the commit, so the audit record written with it names the new user.
@@ -149,7 +173,7 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
           context.resourceId = created.id;
           return created;
         });
-        return { status: 201, body: presentUser(user) };
+        return { status: 201, body: presentManagedUser(user) };
       },
     }),
 
@@ -163,7 +187,7 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
       async handler(context) {
         const user = await identity.users.findById(context.params.id);
         if (!user) throw problems.notFound(`User ${context.params.id}`);
-        return { body: presentUser(user) };
+        return { body: presentManagedUser(user) };
       },
     }),
 
@@ -176,21 +200,67 @@ export function identityRoutes(identity: IdentityService): RouteSpec[] {
       params: userId,
       body: userChange,
       async handler(context) {
+        const { role, disabled, email } = context.body;
+        const changesAccess = role !== undefined || disabled !== undefined;
+
         // An admin cannot demote or disable themselves, so the appliance keeps an admin who can undo it.
-        if (context.params.id === context.principal!.userId)
+        if (changesAccess && context.params.id === context.principal!.userId)
           throw problems.conflict(
             'You cannot change your own role or disable your own account; ask another admin.',
           );
 
+        // With a second approver required, a role change waits as a change request.
+        if (role !== undefined && options.accessChanges?.approvalRequired) {
+          if (disabled !== undefined || email !== undefined)
+            throw problems.invalidRequest(
+              'role: send a role change on its own; it needs a second approver',
+              [{ field: 'role', message: 'send it on its own; it needs a second approver' }],
+            );
+          return options.accessChanges.submit(context, 'user.role', {
+            userId: context.params.id,
+            role,
+          });
+        }
+
         const { before, after } = await context.commit(async (transaction) => {
-          const result = await identity.updateUser(context.params.id, context.body, transaction);
-          context.auditNote = `role ${result.before.role}->${result.after.role}; disabled ${result.before.disabled}->${result.after.disabled}`;
-          return result;
+          const notes: string[] = [];
+          let result: { before: User; after: User } | undefined;
+          if (changesAccess) {
+            result = await identity.updateUser(context.params.id, { role, disabled }, transaction);
+            notes.push(
+              `role ${result.before.role}->${result.after.role}`,
+              `disabled ${result.before.disabled}->${result.after.disabled}`,
+            );
+          }
+
+          if (email !== undefined) {
+            const previous =
+              result?.before ?? (await identity.users.findById(context.params.id, transaction));
+            if (!previous) throw problems.notFound(`User ${context.params.id}`);
+
+            const updated = await identity.users.setEmail(context.params.id, email, transaction);
+            // The note records whether an address was set, changed or removed, never the address.
+            notes.push(`email ${emailChange(previous.email, updated.email)}`);
+            result = { before: previous, after: updated };
+          }
+
+          context.auditNote = notes.join('; ');
+          return result!;
         });
         return {
-          body: { ...presentUser(after), disabled: after.disabled, previousRole: before.role },
+          body: {
+            ...presentManagedUser(after),
+            disabled: after.disabled,
+            previousRole: before.role,
+          },
         };
       },
     }),
   ];
+}
+
+function emailChange(before: string | null, after: string | null): string {
+  if (before === after) return 'unchanged';
+  if (before === null) return 'set';
+  return after === null ? 'removed' : 'changed';
 }

@@ -15,7 +15,11 @@ import { MfaChallenges } from './mfa-challenges';
 import { RecoveryCodes } from './recovery-codes';
 import { ApiKeyStore, apiKeyPrefix } from './api-keys';
 import { assertCsrfHeader } from './csrf';
-import { isAllowed } from './permissions';
+import { deviceCookieName } from './devices/devices';
+import { signInGuardsOf } from './risk/sign-in-guards';
+import { looksLikeJwt } from './oauth/access-tokens';
+import { OAuthService } from './oauth/service';
+import { defaultOAuthSettings, type OAuthSettings } from './oauth/settings';
 import { SessionStore, defaultSessionPolicy, sessionCookieName } from './sessions';
 import { TotpAuthenticators } from './totp';
 import { UserDirectory, type User } from './users';
@@ -32,13 +36,14 @@ export class IdentityService {
   readonly recoveryCodes: RecoveryCodes;
   readonly mfaChallenges: MfaChallenges;
   readonly apiKeys: ApiKeyStore;
+  readonly oauth: OAuthService;
 
   /** Without `keys`, TOTP enrolment and verification fail with 503 (hsm_unavailable). */
   constructor(
     private readonly database: Database,
     private readonly secretsDir: string,
     keys?: KeyProvider,
-    options: { sessionLimit?: number } = {},
+    options: { sessionLimit?: number; oauth?: OAuthSettings } = {},
   ) {
     this.users = new UserDirectory(database);
     this.sessions = new SessionStore(database, {
@@ -46,6 +51,12 @@ export class IdentityService {
       maxPerUser: options.sessionLimit ?? defaultSessionPolicy.maxPerUser,
     });
     this.apiKeys = new ApiKeyStore(database);
+    this.oauth = new OAuthService(
+      database,
+      keys,
+      this.users,
+      options.oauth ?? defaultOAuthSettings,
+    );
     this.throttle = new LoginThrottle();
     this.totp = new TotpAuthenticators(database, keys);
     this.recoveryCodes = new RecoveryCodes(database);
@@ -65,13 +76,15 @@ export class IdentityService {
   }
 
   /**
-   * Resolves a request to its user: an `Authorization: Bearer pba_...` API key
-   * when the header is present, else the session cookie. A bad key is a 401
-   * problem, never a fall-back to the cookie; a cookie-authenticated write
-   * without the CSRF header is a 403 problem.
+   * Resolves a request to its user: an `Authorization: Bearer` JWT access
+   * token or `pba_...` API key when the header is present, else the session
+   * cookie. A bad token or key is a 401 problem, never a fall-back to the
+   * cookie; a cookie-authenticated write without the CSRF header is a 403 problem.
    */
   async authenticate(request: Request): Promise<Principal | undefined> {
     const authorization = request.get('authorization');
+    const bearer = authorization && /^Bearer (\S+)$/.exec(authorization)?.[1];
+    if (bearer && looksLikeJwt(bearer)) return this.oauth.authenticateBearer(bearer);
     if (authorization !== undefined) return this.authenticateApiKey(authorization, request);
 
     const token = request.cookies?.[sessionCookieName] as string | undefined;
@@ -90,6 +103,30 @@ export class IdentityService {
       role: user.role,
       mustChangePassword: user.mustChangePassword,
       sessionToken: token,
+      ...(await this.sessionAttributes(request, token, user.id)),
+    };
+  }
+
+  /**
+   * Whether the session passed a second factor and the browser is a device
+   * its owner trusts: attributes that grant conditions can require.
+   */
+  private async sessionAttributes(
+    request: Request,
+    token: string,
+    userId: string,
+  ): Promise<{ mfaVerified: boolean; deviceTrusted: boolean }> {
+    const guards = signInGuardsOf(this);
+    if (!guards) return { mfaVerified: false, deviceTrusted: false };
+
+    const deviceCookie = request.cookies?.[deviceCookieName] as string | undefined;
+    const [method, device] = await Promise.all([
+      guards.sessionFactors.methodOf(token),
+      guards.devices.identify(deviceCookie, userId),
+    ]);
+    return {
+      mfaVerified: method !== undefined,
+      deviceTrusted: await guards.devices.isTrusted(device),
     };
   }
 
@@ -113,7 +150,9 @@ export class IdentityService {
       mustChangePassword: user.mustChangePassword,
       apiKey: {
         id: key.id,
-        permissions: key.permissions.filter((permission) => isAllowed(user.role, permission)),
+        // The route pipeline also asks the owner's current grants, so a key never
+        // outlives a role change.
+        permissions: key.permissions,
       },
     };
   }

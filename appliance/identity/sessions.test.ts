@@ -192,7 +192,7 @@ describe('sessions, user changes and CSRF @integration', function () {
 
     const empty = await admin.patch(`/users/${id}`, {});
     assert.equal(empty.status, 400);
-    assert.match(empty.body.detail, /send role, disabled or both/);
+    assert.match(empty.body.detail, /send at least one of role, disabled or email/);
 
     const badRole = await admin.patch(`/users/${id}`, { role: 'root' });
     assert.equal(badRole.status, 400);

@@ -150,6 +150,25 @@ export class SessionStore {
     return row.user_id;
   }
 
+  /**
+   * Replaces a session with a new token for the same user, for a change of
+   * privilege (session fixation); the old token stops working.
+   */
+  async rotate(
+    token: string,
+    client: { sourceIp: string; userAgent?: string },
+    transaction: Transaction,
+  ): Promise<{ token: string; expiresAt: Date } | undefined> {
+    const rows = await this.database.sequelize.query<SessionRow>(
+      'SELECT * FROM sessions WHERE id = :id',
+      { type: QueryTypes.SELECT, transaction, replacements: { id: hashToken(token) } },
+    );
+    if (!rows.length) return undefined;
+
+    await this.closeById(rows[0].id, transaction);
+    return this.open(rows[0].user_id, client, transaction);
+  }
+
   close(token: string, transaction: Transaction): Promise<void> {
     return this.closeById(hashToken(token), transaction);
   }

@@ -6,6 +6,7 @@ import { QueryTypes, type Transaction } from 'sequelize';
 
 import type { KeyProvider } from '../../hsm/key-provider';
 import { problems } from '../http/problem';
+import { escrowTotpDataKey, wrapTotpDataKey } from '../keys/totp-keys';
 import type { Database } from '../platform/database';
 
 /** RFC 6238 parameters shared with authenticator apps: HMAC-SHA1, 6 digits, 30-second steps. */
@@ -23,6 +24,7 @@ export interface TotpEnrolment {
 
 interface TotpRow {
   wrapped_key: Buffer;
+  master_key_uri: string;
   sealed_secret: Buffer;
   confirmed_at: string | null;
   last_used_step: number | null;
@@ -46,15 +48,20 @@ export class TotpAuthenticators {
     transaction: Transaction,
   ): Promise<TotpEnrolment> {
     const existing = await this.find(user.id, transaction);
-    // TODO: no route resets an active authenticator yet, so a lost device needs a recovery code.
     if (existing?.confirmed_at)
       throw problems.conflict(
-        'TOTP is already active for this account. Sign in with a recovery code if the device is lost.',
+        'TOTP is already active for this account. To replace it, turn it off with DELETE /api/v1/auth/mfa/totp, or ask an admin to reset your second factors if the device is lost.',
       );
 
     const secret = generateSecret();
     const dataKey = crypto.randomBytes(32);
-    const wrapped = this.keyProvider().wrapDataKey(dataKey);
+    // Key lifecycle: wrapped under the active master key version and escrowed for recovery.
+    const { wrapped, masterKeyUri } = await wrapTotpDataKey(
+      this.database,
+      this.keyProvider(),
+      dataKey,
+      transaction,
+    );
     const sealed = seal(dataKey, user.id, secret);
 
     await this.database.sequelize.query('DELETE FROM user_totp WHERE user_id = :userId', {
@@ -69,12 +76,14 @@ export class TotpAuthenticators {
         replacements: {
           userId: user.id,
           wrapped,
-          masterKeyUri: this.keyProvider().masterKeyUri,
+          masterKeyUri,
           sealed,
           now: new Date().toISOString(),
         },
       },
     );
+
+    await escrowTotpDataKey(this.database, user.id, dataKey, transaction);
 
     const otpauthUri = generateURI({ issuer, label: user.username, secret, period: periodSeconds });
     const qrCodeDataUrl = await QRCode.toDataURL(otpauthUri, { errorCorrectionLevel: 'M' });
@@ -101,7 +110,10 @@ export class TotpAuthenticators {
     const row = await this.find(userId, transaction);
     if (!row || Boolean(row.confirmed_at) === options.pending) return false;
 
-    const dataKey = this.keyProvider().unwrapDataKey(Buffer.from(row.wrapped_key));
+    const dataKey = this.keyProvider().unwrapDataKey(
+      Buffer.from(row.wrapped_key),
+      row.master_key_uri,
+    );
     const secret = open(dataKey, userId, Buffer.from(row.sealed_secret));
     const result = await verify({
       secret,
@@ -124,9 +136,34 @@ export class TotpAuthenticators {
     return true;
   }
 
+  /** Deletes the user's authenticator, confirmed or not, in `transaction`; returns how many rows were deleted (0 or 1). */
+  async remove(userId: string, transaction: Transaction): Promise<number> {
+    const rows = await this.database.sequelize.query<{ n: number }>(
+      'SELECT COUNT(*) AS n FROM user_totp WHERE user_id = :userId',
+      { type: QueryTypes.SELECT, transaction, replacements: { userId } },
+    );
+    await this.database.sequelize.query('DELETE FROM user_totp WHERE user_id = :userId', {
+      transaction,
+      replacements: { userId },
+    });
+
+    // The escrow copy of the removed data key (totp_escrow, when the recovery-key migration
+    // created it) would otherwise look like the escrow of the user's next authenticator.
+    const escrow = await this.database.sequelize.query(
+      "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'totp_escrow'",
+      { type: QueryTypes.SELECT, transaction },
+    );
+    if (escrow.length)
+      await this.database.sequelize.query('DELETE FROM totp_escrow WHERE user_id = :userId', {
+        transaction,
+        replacements: { userId },
+      });
+    return rows[0].n;
+  }
+
   private async find(userId: string, transaction?: Transaction): Promise<TotpRow | undefined> {
     const rows = await this.database.sequelize.query<TotpRow>(
-      'SELECT wrapped_key, sealed_secret, confirmed_at, last_used_step FROM user_totp WHERE user_id = :userId',
+      'SELECT wrapped_key, master_key_uri, sealed_secret, confirmed_at, last_used_step FROM user_totp WHERE user_id = :userId',
       { type: QueryTypes.SELECT, transaction, replacements: { userId } },
     );
     return rows[0];

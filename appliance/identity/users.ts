@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import { QueryTypes, type Transaction } from 'sequelize';
 
 import type { Database } from '../platform/database';
-import { problems } from '../http/problem';
+import { ProblemError, problems } from '../http/problem';
 import { hashPassword } from './passwords';
 import type { Role } from './permissions';
 
@@ -13,6 +13,8 @@ export interface User {
   role: Role;
   mustChangePassword: boolean;
   disabled: boolean;
+  /** Address for account recovery mail, normalised like the username; null when none is set. */
+  email: string | null;
   createdAt: string;
 }
 
@@ -23,12 +25,18 @@ interface UserRow {
   role: Role;
   must_change_password: number;
   disabled: number;
+  email: string | null;
   created_at: string;
 }
 
 /** Normalises a user name for storage and comparison: NFKC, trimmed, lower case. */
 export function normaliseUsername(username: string): string {
   return username.normalize('NFKC').trim().toLowerCase();
+}
+
+/** Normalises an email address for storage and comparison: NFKC, trimmed, lower case. */
+export function normaliseEmail(email: string): string {
+  return email.normalize('NFKC').trim().toLowerCase();
 }
 
 /** User accounts in SQLite; passwords are stored only as argon2id hashes. */
@@ -54,6 +62,17 @@ export class UserDirectory {
       },
     );
     return rows.length ? { user: toUser(rows[0]), passwordHash: rows[0].password_hash } : undefined;
+  }
+
+  async findByEmail(email: string): Promise<User | undefined> {
+    const rows = await this.database.sequelize.query<UserRow>(
+      'SELECT * FROM users WHERE email = :email',
+      {
+        type: QueryTypes.SELECT,
+        replacements: { email: normaliseEmail(email) },
+      },
+    );
+    return rows.length ? toUser(rows[0]) : undefined;
   }
 
   async findById(id: string, transaction?: Transaction): Promise<User | undefined> {
@@ -92,9 +111,15 @@ export class UserDirectory {
     return rows.map(toUser);
   }
 
-  /** Creates a user; the name must be unused after normalisation. */
+  /** Creates a user; the name and the email address, when given, must be unused after normalisation. */
   async create(
-    input: { username: string; password: string; role: Role; mustChangePassword: boolean },
+    input: {
+      username: string;
+      password: string;
+      role: Role;
+      mustChangePassword: boolean;
+      email?: string;
+    },
     transaction: Transaction,
   ): Promise<User> {
     const username = normaliseUsername(input.username);
@@ -111,11 +136,14 @@ export class UserDirectory {
         `A user named "${username}" already exists; choose another username.`,
       );
 
+    const email = input.email === undefined ? null : normaliseEmail(input.email);
+    if (email !== null) await this.assertEmailFree(email, undefined, transaction);
+
     const now = new Date().toISOString();
     const id = crypto.randomUUID();
     await this.database.sequelize.query(
-      `INSERT INTO users (id, username, password_hash, role, must_change_password, disabled, created_at, updated_at)
-       VALUES (:id, :username, :hash, :role, :mustChange, 0, :now, :now)`,
+      `INSERT INTO users (id, username, password_hash, role, must_change_password, disabled, email, created_at, updated_at)
+       VALUES (:id, :username, :hash, :role, :mustChange, 0, :email, :now, :now)`,
       {
         transaction,
         replacements: {
@@ -124,6 +152,7 @@ export class UserDirectory {
           hash: await hashPassword(input.password),
           role: input.role,
           mustChange: input.mustChangePassword ? 1 : 0,
+          email,
           now,
         },
       },
@@ -134,8 +163,51 @@ export class UserDirectory {
       role: input.role,
       mustChangePassword: input.mustChangePassword,
       disabled: false,
+      email,
       createdAt: now,
     };
+  }
+
+  /** Sets or, with null, removes the user's email address and returns the updated account. */
+  async setEmail(id: string, email: string | null, transaction: Transaction): Promise<User> {
+    const normalised = email === null ? null : normaliseEmail(email);
+    if (normalised !== null) await this.assertEmailFree(normalised, id, transaction);
+
+    await this.database.sequelize.query(
+      'UPDATE users SET email = :email, updated_at = :now WHERE id = :id',
+      {
+        transaction,
+        replacements: { id, email: normalised, now: new Date().toISOString() },
+      },
+    );
+    // Setting the address, even to the same value, ends any recovery link mailed before.
+    await this.database.sequelize.query('DELETE FROM account_recovery_tokens WHERE user_id = :id', {
+      transaction,
+      replacements: { id },
+    });
+    const updated = await this.findById(id, transaction);
+    if (!updated) throw problems.notFound(`User ${id}`);
+    return updated;
+  }
+
+  /** Throws 409 naming the email field when another user than `exceptId` has this normalised address. */
+  private async assertEmailFree(
+    email: string,
+    exceptId: string | undefined,
+    transaction: Transaction,
+  ): Promise<void> {
+    const rows = await this.database.sequelize.query<{ id: string }>(
+      'SELECT id FROM users WHERE email = :email',
+      { type: QueryTypes.SELECT, transaction, replacements: { email } },
+    );
+    if (rows.some((row) => row.id !== exceptId))
+      throw new ProblemError(
+        409,
+        'conflict',
+        'Conflict',
+        'email: another user already has this address; use a different one.',
+        [{ field: 'email', message: 'is already used by another user' }],
+      );
   }
 
   /** Sets the role and/or disabled flag of a user and returns the updated account. */
@@ -184,6 +256,7 @@ function toUser(row: UserRow): User {
     role: row.role,
     mustChangePassword: Boolean(row.must_change_password),
     disabled: Boolean(row.disabled),
+    email: row.email ?? null,
     createdAt: row.created_at,
   };
 }

@@ -1,7 +1,15 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { readOAuthSettings, type OAuthSettings } from '../identity/oauth/settings';
 import { readOidcSettings, type OidcSettings } from '../identity/oidc/settings';
+import { readSignInSettings, type SignInSettings } from '../identity/risk/settings';
+import { readLdapSettings, type LdapSettings } from '../identity/ldap/settings';
+import { readScimSettings } from '../identity/scim/settings';
+import type { GroupRoleMapping } from '../identity/oidc/role-mapping';
+import { readRecoverySettings, type RecoverySettings } from '../identity/recovery/settings';
+import { readSamlSettings, type SamlSettings } from '../identity/saml/settings';
+import { isRole, roles, type Role } from '../identity/permissions';
 
 /** Root of the checkout; the default data directory lives below it. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -43,8 +51,49 @@ export interface ApplianceConfig {
   maxBodyBytes: number;
   /** Open sessions per user; the oldest is closed at the next login beyond it. */
   sessionLimit: number;
+  access: {
+    /** Role, grant and role-definition changes wait for a second admin's approval. */
+    changeApproval: boolean;
+    /** Base roles whose holders may open break-glass access. */
+    breakGlassRoles: Role[];
+    /** Longest break-glass window a user may ask for. */
+    breakGlassMaxMinutes: number;
+  };
   /** OpenID Connect sign-in; undefined when no OIDC_* setting is given. */
   oidc?: OidcSettings;
+  /** LDAP / Active Directory sign-in; undefined when no LDAP_* setting is given. */
+  ldap?: LdapSettings;
+  /** Group-to-role map of SCIM groups (SCIM_GROUP_ROLE_MAP). */
+  scim: GroupRoleMapping;
+  /** WebAuthn relying party, device trust and sign-in risk scoring (WEBAUTHN_*, DEVICE_TRUST_DAYS, RISK_*). */
+  signIn: SignInSettings;
+  /** OAuth 2.0 access and refresh token settings (OAUTH_*); always set, with defaults. */
+  oauth: OAuthSettings;
+  /** Account recovery by email; undefined when SMTP_HOST is unset. */
+  recovery?: RecoverySettings;
+  /** SAML 2.0 sign-in; undefined when no SAML_* setting is given. */
+  saml?: SamlSettings;
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'on' || raw === 'true') return true;
+  if (raw === 'off' || raw === 'false') return false;
+  throw new Error(`Invalid ${name}=${JSON.stringify(raw)}: expected on or off.`);
+}
+
+function roleList(env: NodeJS.ProcessEnv, name: string, fallback: Role[]): Role[] {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+
+  const names = raw.split(',').map((entry) => entry.trim());
+  const unknown = names.filter((entry) => !isRole(entry));
+  if (unknown.length)
+    throw new Error(
+      `Invalid ${name}: ${unknown.join(', ')} is not a built-in role; use ${roles.join(', ')}.`,
+    );
+  return names as Role[];
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -96,6 +145,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApplianceConfi
     },
     maxBodyBytes: integer(env, 'APPLIANCE_MAX_BODY_BYTES', 1024 * 1024),
     sessionLimit: integer(env, 'SESSION_LIMIT', 10),
+    access: {
+      changeApproval: flag(env, 'ACCESS_CHANGE_APPROVAL', false),
+      breakGlassRoles: roleList(env, 'BREAK_GLASS_ROLES', ['admin', 'analyst']),
+      breakGlassMaxMinutes: integer(env, 'BREAK_GLASS_MAX_MINUTES', 240),
+    },
     oidc: readOidcSettings(env),
+    signIn: readSignInSettings(env),
+    oauth: readOAuthSettings(env),
+    ldap: readLdapSettings(env),
+    scim: readScimSettings(env),
+    recovery: readRecoverySettings(env),
+    saml: readSamlSettings(env),
   };
 }

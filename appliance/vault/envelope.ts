@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import crypto from 'node:crypto';
 
 import { QueryTypes, type Transaction } from 'sequelize';
@@ -43,7 +42,8 @@ export interface NewPromptKey {
  * cost of encryption.
  */
 export interface PromptEncryption {
-  createKey(promptId: string): NewPromptKey;
+  /** Makes the data key of a new prompt; `projectId` picks the key that wraps it. */
+  createKey(promptId: string, projectId?: string): NewPromptKey;
   /** Throws IntegrityError when the stored key is missing or fails to unwrap. */
   sealerFor(promptId: string, keyVersion: number, transaction?: Transaction): Promise<PromptSealer>;
   close(): void;
@@ -73,24 +73,12 @@ export interface TenantKeyAccess {
    * Throws a 400 problem naming `projectId` when no such project exists.
    */
   keyUriFor(projectId: string): string | undefined;
-  /** Wraps a data key under the tenant master key of `projectId`. */
-  wrap(projectId: string, dataKey: Buffer): Buffer;
-  /** Unwraps a data key stored as wrapped by the key at `keyUri`, which must be the project's key. */
+  /** Wraps a data key under `keyUri`, which must be a key version of `projectId`. */
+  wrap(projectId: string, keyUri: string, dataKey: Buffer): Buffer;
+  /** Unwraps a data key stored as wrapped by the key at `keyUri`, which must be a usable version of the project's key. */
   unwrap(projectId: string, keyUri: string, wrapped: Buffer): Buffer;
   /** Checks that the tenant master key of `projectId` is still usable, before a cached data key is used. */
   check(projectId: string): void;
-}
-
-/**
- * Project of the prompt that the current request creates. The route sets it
- * around Vault.createPrompt() with inProject(), so createKey() can pick the
- * wrapping key without the vault service passing the project through.
- */
-const projectScope = new AsyncLocalStorage<string>();
-
-/** Runs `work` with `projectId` as the project of any prompt it creates; undefined means no project. */
-export function inProject<T>(projectId: string | undefined, work: () => Promise<T>): Promise<T> {
-  return projectId === undefined ? work() : projectScope.run(projectId, work);
 }
 
 /** PKCS#11 mechanism that wraps data keys (RFC 3394), recorded with each wrapped key. */
@@ -144,9 +132,8 @@ export class EnvelopeEncryption implements PromptEncryption {
     this.cache = new DataKeyCache(cacheOptions);
   }
 
-  createKey(promptId: string): NewPromptKey {
+  createKey(promptId: string, projectId?: string): NewPromptKey {
     const dataKey = crypto.randomBytes(dataKeyLength);
-    const projectId = projectScope.getStore();
 
     return {
       sealer: new DataKeySealer(dataKey, currentKeyVersion),
@@ -268,11 +255,15 @@ export class EnvelopeEncryption implements PromptEncryption {
     );
     if (keyUri === undefined) return false;
 
-    const wrapped = this.tenants.wrap(projectId, dataKey);
+    // The active version is read in this write transaction, like the
+    // appliance master key's, so a rotation by another process applies at once.
+    const tenantKey = await activeTenantKey(this.database, projectId, keyUri, transaction);
+    const wrapped = this.tenants.wrap(projectId, tenantKey.keyUri, dataKey);
     await this.database.sequelize.query(
       `INSERT INTO project_data_keys (prompt_id, key_version, project_id, wrapped_key, wrap_mechanism,
-         tenant_key_uri, created_at)
-       VALUES (:promptId, :keyVersion, :projectId, :wrapped, :mechanism, :keyUri, :createdAt)`,
+         tenant_key_uri, tenant_key_version, created_at)
+       VALUES (:promptId, :keyVersion, :projectId, :wrapped, :mechanism, :keyUri, :tenantKeyVersion,
+         :createdAt)`,
       {
         transaction,
         replacements: {
@@ -281,7 +272,8 @@ export class EnvelopeEncryption implements PromptEncryption {
           projectId,
           wrapped,
           mechanism: wrapMechanism,
-          keyUri,
+          keyUri: tenantKey.keyUri,
+          tenantKeyVersion: tenantKey.version,
           createdAt: new Date().toISOString(),
         },
       },
@@ -308,9 +300,13 @@ export class EnvelopeEncryption implements PromptEncryption {
       if (cached) return cached;
     }
 
+    // The unwrap key comes from project_key_versions where it records the
+    // row's version; the service also checks it is a key of the row's project.
     const rows = await this.database.sequelize.query<TenantDataKeyRow>(
-      `SELECT project_id, wrapped_key, tenant_key_uri FROM project_data_keys
-       WHERE prompt_id = :promptId AND key_version = :keyVersion`,
+      `SELECT d.project_id, d.wrapped_key, COALESCE(v.key_uri, d.tenant_key_uri) AS tenant_key_uri
+       FROM project_data_keys d LEFT JOIN project_key_versions v
+         ON v.project_id = d.project_id AND v.version = d.tenant_key_version
+       WHERE d.prompt_id = :promptId AND d.key_version = :keyVersion`,
       { type: QueryTypes.SELECT, transaction, replacements: { promptId, keyVersion } },
     );
     if (!rows.length) return undefined;
@@ -369,6 +365,27 @@ export class EnvelopeEncryption implements PromptEncryption {
       throw new IntegrityError(promptId, part, { cause: error });
     }
   }
+}
+
+/**
+ * Returns the active tenant key version of `projectId` from
+ * project_key_versions, or version 1 at `fallbackUri` when the table has no
+ * row for the project.
+ */
+async function activeTenantKey(
+  database: Database,
+  projectId: string,
+  fallbackUri: string,
+  transaction: Transaction,
+): Promise<{ keyUri: string; version: number }> {
+  const rows = await database.sequelize.query<{ version: number; key_uri: string }>(
+    `SELECT version, key_uri FROM project_key_versions
+     WHERE project_id = :projectId AND state = 'active' ORDER BY version DESC LIMIT 1`,
+    { type: QueryTypes.SELECT, transaction, replacements: { projectId } },
+  );
+  return rows.length
+    ? { version: rows[0].version, keyUri: rows[0].key_uri }
+    : { version: 1, keyUri: fallbackUri };
 }
 
 class DataKeySealer implements PromptSealer {

@@ -1,6 +1,4 @@
 import { route, type RouteContext, type RouteSpec } from '../http/route';
-import { promptProjectInput } from '../tenants/schemas';
-import { inProject } from './envelope';
 import {
   folderInput,
   newPromptInput,
@@ -10,6 +8,8 @@ import {
   promptParams,
   versionParams,
 } from './schemas';
+import type { Permission } from '../identity/permissions';
+import { FolderTree } from './placement';
 import type { Commit, Vault } from './vault';
 
 /**
@@ -17,6 +17,8 @@ import type { Commit, Vault } from './vault';
  * audited as `vault.prompt.read` with the prompt id as resource id, because
  * the mass-read detection counts exactly that action per user. Bodies are
  * parsed in the handlers (parseBody) so that field names match the console.
+ * Each handler checks access on the prompt or folder it touches, since grants
+ * can be scoped to a project or a folder tree and limited by classification.
  */
 export function vaultRoutes(vault: Vault): RouteSpec[] {
   return [
@@ -26,8 +28,13 @@ export function vaultRoutes(vault: Vault): RouteSpec[] {
       action: 'vault.folder.list',
       resource: 'folder',
       access: 'folders:read',
-      async handler() {
-        return { body: { items: await vault.listFolders() } };
+      async handler(context) {
+        const [folders, view] = await Promise.all([vault.listFolders(), context.access()]);
+        const tree = new FolderTree(folders);
+        const items = folders.filter((folder) =>
+          view.allows('folders:read', tree.describeFolder(folder.id)),
+        );
+        return { body: { items } };
       },
     }),
 
@@ -39,6 +46,9 @@ export function vaultRoutes(vault: Vault): RouteSpec[] {
       access: 'folders:create',
       async handler(context) {
         const input = parseBody(folderInput, context.request.body);
+        const tree = new FolderTree(await vault.listFolders());
+        await context.authorize('folders:create', tree.describeFolder(input.parentId));
+
         const folder = await vault.createFolder(
           input,
           context.principal!.userId,
@@ -56,7 +66,11 @@ export function vaultRoutes(vault: Vault): RouteSpec[] {
       access: 'prompts:read',
       query: promptListQuery,
       async handler(context) {
-        return { body: { items: await vault.listPrompts(context.query) } };
+        const [tree, view] = await Promise.all([folderTree(vault), context.access()]);
+        const items = await vault.listPrompts(context.query, (placement) =>
+          view.allows('prompts:read', tree.describePrompt(placement)),
+        );
+        return { body: { items } };
       },
     }),
 
@@ -68,10 +82,20 @@ export function vaultRoutes(vault: Vault): RouteSpec[] {
       access: 'prompts:create',
       async handler(context) {
         const input = parseBody(newPromptInput, context.request.body);
-        // The project picks the key that wraps the new prompt's data key.
-        const { projectId } = parseBody(promptProjectInput, context.request.body);
-        const prompt = await inProject(projectId, () =>
-          vault.createPrompt(input, context.principal!.userId, commitNamingCreated(context)),
+        const tree = await folderTree(vault);
+        await context.authorize(
+          'prompts:create',
+          tree.describePrompt({
+            folderId: input.folderId ?? null,
+            projectId: input.projectId ?? null,
+            classification: input.classification ?? 'internal',
+          }),
+        );
+
+        const prompt = await vault.createPrompt(
+          input,
+          context.principal!.userId,
+          commitNamingCreated(context),
         );
         return { status: 201, body: prompt };
       },
@@ -85,6 +109,7 @@ export function vaultRoutes(vault: Vault): RouteSpec[] {
       access: 'prompts:read',
       params: promptParams,
       async handler(context) {
+        await authorizePrompt(context, vault, 'prompts:read');
         return { body: await vault.getPrompt(context.params.id) };
       },
     }),
@@ -97,6 +122,7 @@ export function vaultRoutes(vault: Vault): RouteSpec[] {
       access: 'prompts:read',
       params: promptParams,
       async handler(context) {
+        await authorizePrompt(context, vault, 'prompts:read');
         return { body: { items: await vault.listVersions(context.params.id) } };
       },
     }),
@@ -109,6 +135,7 @@ export function vaultRoutes(vault: Vault): RouteSpec[] {
       access: 'prompts:read',
       params: versionParams,
       async handler(context) {
+        await authorizePrompt(context, vault, 'prompts:read');
         return { body: await vault.getVersion(context.params.id, context.params.number) };
       },
     }),
@@ -121,6 +148,7 @@ export function vaultRoutes(vault: Vault): RouteSpec[] {
       access: 'prompts:update',
       params: promptParams,
       async handler(context) {
+        await authorizePrompt(context, vault, 'prompts:update');
         const input = parseBody(newVersionInput, context.request.body);
         const prompt = await vault.createVersion(
           context.params.id,
@@ -140,10 +168,32 @@ export function vaultRoutes(vault: Vault): RouteSpec[] {
       access: 'prompts:update',
       params: promptParams,
       async handler(context) {
+        await authorizePrompt(context, vault, 'prompts:update');
         return { body: await vault.archivePrompt(context.params.id, context.commit) };
       },
     }),
   ];
+}
+
+async function folderTree(vault: Vault): Promise<FolderTree> {
+  return new FolderTree(await vault.listFolders());
+}
+
+/**
+ * Checks `permission` on the prompt the path names, where it sits (project,
+ * folders) and its classification: the route-level check only saw that the
+ * caller holds the permission somewhere.
+ */
+async function authorizePrompt(
+  context: RouteContext<{ id: string }, unknown, unknown>,
+  vault: Vault,
+  permission: Permission,
+): Promise<void> {
+  const [placement, tree] = await Promise.all([
+    vault.placement(context.params.id),
+    folderTree(vault),
+  ]);
+  await context.authorize(permission, tree.describePrompt(placement));
 }
 
 /**

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
 import { problems, ProblemError, type FieldError } from '../http/problem';
+import { classifications } from '../identity/access/scope';
 
 /** Size limits of prompt content. Bodies are counted in UTF-8 bytes, the rest in characters. */
 export const limits = {
@@ -58,6 +59,11 @@ export const newPromptInput = z.object({
   folderId: uuid.optional(),
   description: optionalText(limits.descriptionChars),
   tags: tags.optional(),
+  /** Project whose key wraps the new prompt's data key; left out means no project. */
+  projectId: z.uuid('must be a UUID as returned by GET /api/v1/projects').optional(),
+  classification: z
+    .enum(classifications, `must be one of ${classifications.join(', ')}`)
+    .optional(),
 });
 
 export const newVersionInput = z.object({

@@ -1,5 +1,6 @@
 import { QueryTypes, type Transaction } from 'sequelize';
 
+import type { Classification } from '../identity/access/scope';
 import type { Database } from '../platform/database';
 
 export interface FolderRow {
@@ -24,6 +25,10 @@ export interface PromptRow {
   created_by: string;
   created_at: string;
   updated_at: string;
+  /** Data classification label: public, internal, confidential or restricted. */
+  classification: Classification;
+  /** From project_prompts; null for a prompt in no project. Not a column of prompts. */
+  project_id: string | null;
 }
 
 export interface VersionRow {
@@ -38,6 +43,10 @@ export interface VersionRow {
 
 /** A version row without its body, for version lists. */
 export type VersionSummaryRow = Omit<VersionRow, 'body_sealed'>;
+
+/** Prompt rows with the project each was created in (project_prompts comes from the tenants migration). */
+const selectPrompts =
+  'SELECT prompts.*, project_prompts.project_id FROM prompts LEFT JOIN project_prompts ON project_prompts.prompt_id = prompts.id';
 
 /**
  * SQL over the vault tables. It sees only sealed content; sealing and
@@ -89,14 +98,14 @@ export class PromptStore {
     if (!filter.includeArchived) conditions.push('archived = 0');
     const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
 
-    return this.select<PromptRow>(`SELECT * FROM prompts ${where} ORDER BY updated_at DESC, id`, {
+    return this.select<PromptRow>(`${selectPrompts} ${where} ORDER BY updated_at DESC, id`, {
       folderId: filter.folderId ?? null,
     });
   }
 
   async findPrompt(id: string, transaction?: Transaction): Promise<PromptRow | undefined> {
     const rows = await this.select<PromptRow>(
-      'SELECT * FROM prompts WHERE id = :id',
+      `${selectPrompts} WHERE id = :id`,
       { id },
       transaction,
     );
@@ -106,9 +115,9 @@ export class PromptStore {
   async insertPrompt(row: PromptRow, transaction: Transaction): Promise<void> {
     await this.database.sequelize.query(
       `INSERT INTO prompts (id, folder_id, key_version, title_sealed, description_sealed, tags_sealed,
-         latest_version, archived, archived_at, created_by, created_at, updated_at)
+         latest_version, archived, archived_at, created_by, created_at, updated_at, classification)
        VALUES (:id, :folder_id, :key_version, :title_sealed, :description_sealed, :tags_sealed,
-         :latest_version, :archived, :archived_at, :created_by, :created_at, :updated_at)`,
+         :latest_version, :archived, :archived_at, :created_by, :created_at, :updated_at, :classification)`,
       { transaction, replacements: { ...row } },
     );
   }

@@ -123,17 +123,21 @@ describe('vault API @integration', () => {
 
       assert.deepEqual(Object.keys(created).sort(), [
         'archived',
+        'classification',
         'createdAt',
         'description',
         'folderId',
         'id',
         'latestVersion',
+        'projectId',
         'tags',
         'title',
         'updatedAt',
         'version',
       ]);
       assert.equal(created.folderId, folder.id);
+      assert.equal(created.projectId, null);
+      assert.equal(created.classification, 'internal');
       assert.equal(created.title, 'Ticket summary');
       assert.equal(created.description, 'For the help desk');
       assert.deepEqual(created.tags, ['support', 'summary']);
@@ -177,10 +181,12 @@ describe('vault API @integration', () => {
       );
       assert.deepEqual(Object.keys(byFolder.body.items[0]).sort(), [
         'archived',
+        'classification',
         'createdAt',
         'folderId',
         'id',
         'latestVersion',
+        'projectId',
         'tags',
         'title',
         'updatedAt',

@@ -7,6 +7,7 @@ import { QueryTypes } from 'sequelize';
 
 import type { KeyProvider } from '../../hsm/key-provider';
 import { ProblemError } from '../http/problem';
+import { isPlainSqlite } from '../platform/database-encryption';
 import type { ApiClient, ApiResponse } from '../testing/api-client';
 import { startTestAppliance, type TestAppliance } from '../testing/harness';
 import { createVault, type Commit } from './vault';
@@ -79,14 +80,17 @@ describe('vault storage @integration', () => {
       expectStatus(next, 201);
       expectStatus(await admin.get(`/prompts/${created.body.id}`), 200);
 
+      // With SQLCipher on, folder names are encrypted too, so the control is found only in a plain file.
+      const plain = isPlainSqlite(app.appliance.config.databaseFile);
       const whileRunning = databaseFiles(app);
       assert.ok(
         (whileRunning.get('appliance.sqlite-wal')?.length ?? 0) > 0,
         'the WAL file holds the recent writes',
       );
-      assert.ok(
+      assert.equal(
         occurrences(whileRunning, control).length > 0,
-        'the plaintext folder name is found',
+        plain,
+        'the folder name is found exactly when the database is plain SQLite',
       );
       assert.deepEqual(occurrences(whileRunning, marker), []);
 
@@ -94,9 +98,10 @@ describe('vault storage @integration', () => {
       await app.appliance.close();
       closed = true;
       const afterClose = databaseFiles(app);
-      assert.ok(
+      assert.equal(
         occurrences(afterClose, control).length > 0,
-        'the plaintext folder name is found after close',
+        plain,
+        'the folder name is found after close exactly when the database is plain SQLite',
       );
       assert.deepEqual(occurrences(afterClose, marker), []);
     });

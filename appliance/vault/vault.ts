@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 
 import type { Transaction } from 'sequelize';
 
+import type { Classification } from '../identity/access/scope';
 import type { KeyProvider } from '../../hsm/key-provider';
 import { problems, ProblemError } from '../http/problem';
 import type { Database } from '../platform/database';
@@ -39,6 +40,9 @@ export interface PromptSummary {
   createdAt: string;
   updatedAt: string;
   tags: string[];
+  /** Project the prompt was created in, or null. A prompt never changes project. */
+  projectId: string | null;
+  classification: Classification;
 }
 
 export interface VersionSummary {
@@ -70,12 +74,31 @@ export interface NewPrompt {
   folderId?: string;
   description?: string;
   tags?: string[];
+  /** Project whose key wraps the data key; a customer-keyed project's tenant key, else the master key. */
+  projectId?: string;
+  /** Data classification label; `internal` when left out. */
+  classification?: Classification;
 }
 
 export interface NewVersion {
   body: string;
   note?: string;
   title?: string;
+}
+
+/** Where a prompt sits: what an access decision about it needs. */
+export interface PromptPlacement {
+  folderId: string | null;
+  projectId: string | null;
+  classification: Classification;
+}
+
+function placementOf(row: PromptRow): PromptPlacement {
+  return {
+    folderId: row.folder_id,
+    projectId: row.project_id ?? null,
+    classification: row.classification,
+  };
 }
 
 /** Runs a write in the request's transaction, with its audit record (RouteContext.commit). */
@@ -164,10 +187,11 @@ export class Vault {
     });
   }
 
-  async listPrompts(filter: {
-    folderId?: string;
-    includeArchived: boolean;
-  }): Promise<PromptSummary[]> {
+  /** Lists prompts; `visible` drops those the caller may not read before any key is unwrapped. */
+  async listPrompts(
+    filter: { folderId?: string; includeArchived: boolean },
+    visible: (prompt: PromptPlacement) => boolean = () => true,
+  ): Promise<PromptSummary[]> {
     if (filter.folderId !== undefined && !(await this.store.findFolder(filter.folderId))) {
       throw problems.notFound(`Folder ${filter.folderId}`);
     }
@@ -176,6 +200,7 @@ export class Vault {
     // the data key cache holds, every list call unwraps the keys that do not fit, one HSM call each.
     const items: PromptSummary[] = [];
     for (const row of await this.store.listPrompts(filter)) {
+      if (!visible(placementOf(row))) continue;
       const content = await this.guard(row.id, async () =>
         openContent(await this.sealerOf(row), row),
       );
@@ -196,7 +221,7 @@ export class Vault {
 
       const id = crypto.randomUUID();
       const now = new Date().toISOString();
-      const key = this.encryption.createKey(id);
+      const key = this.encryption.createKey(id, input.projectId);
       const content: PromptContent = {
         title: input.title,
         description: input.description || null,
@@ -214,6 +239,8 @@ export class Vault {
         created_by: actorId,
         created_at: now,
         updated_at: now,
+        project_id: input.projectId ?? null,
+        classification: input.classification ?? 'internal',
       };
       const version = sealVersion(
         key.sealer,
@@ -230,6 +257,11 @@ export class Vault {
 
       return presentPrompt(row, content, presentVersion(version, input.body, null));
     });
+  }
+
+  /** Where a prompt sits, for access decisions; 404 for an unknown id. Opens no content. */
+  async placement(id: string): Promise<PromptPlacement> {
+    return placementOf(await this.requirePrompt(id));
   }
 
   async getPrompt(id: string): Promise<Prompt> {
@@ -428,6 +460,8 @@ function presentSummary(row: PromptRow, content: PromptContent): PromptSummary {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     tags: content.tags,
+    projectId: row.project_id ?? null,
+    classification: row.classification,
   };
 }
 

@@ -8,6 +8,8 @@
  *   npm run bench -- vault     only those whose name starts with "vault"
  *   npm run bench -- rewrap    the master key rewrap job on 100,000 data keys
  *   npm run bench -- hsm       raw SoftHSM rates, vault crypto and event-loop delay
+ *   npm run bench -- sqlcipher the vault with a SQLCipher database file against a plain one
+ *   npm run bench -- access    sign-in and an authorised read with and without access control
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,10 +17,11 @@ import path from 'node:path';
 
 import { searchNode } from '../lib/search-node';
 import type { BenchResult } from './result';
+import { runAccessBench } from './access';
 import { runCollectorBench } from './collector';
 import { runHsmBench } from './hsm';
 import { runRewrapBench } from './rewrap';
-import { runVaultBench } from './vault';
+import { runSqlcipherBench, runVaultBench } from './vault';
 
 const filter = process.argv[2] ?? '';
 
@@ -27,6 +30,14 @@ async function main(): Promise<void> {
 
   if ('vault'.startsWith(filter) || filter.startsWith('vault')) {
     results.push(...(await runVaultBench()));
+  }
+
+  if ('sqlcipher'.startsWith(filter) || filter.startsWith('sqlcipher')) {
+    results.push(...(await runSqlcipherBench()));
+  }
+
+  if ('access'.startsWith(filter) || filter.startsWith('access')) {
+    results.push(...(await runAccessBench()));
   }
 
   if ('hsm'.startsWith(filter) || filter.startsWith('hsm')) {

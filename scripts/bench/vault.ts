@@ -5,30 +5,32 @@
  * 127.0.0.1 that share one SoftHSM token. Both pay for TLS, sessions, the
  * SQLite write queue and the HSM-signed audit record of every request, so
  * the ratio isolates what sealing, data-key wrapping and opening cost.
+ * runSqlcipherBench() compares the same encrypted vault in a SQLCipher file
+ * and in a plain SQLite file.
  *
  *   node --import tsx scripts/bench/vault.ts [durationMs]   prints JSON
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { ensureToken, openKeyProvider } from '../../hsm';
 import type { KeyProvider } from '../../hsm/key-provider';
 import { AuditTrail } from '../../appliance/audit/trail';
 import { createApp } from '../../appliance/http/app';
 import { identityRoutes } from '../../appliance/identity/routes';
 import { IdentityService, initialAdminPasswordFile } from '../../appliance/identity/service';
-import { loadConfig, type ApplianceConfig } from '../../appliance/platform/config';
+import type { ApplianceConfig } from '../../appliance/platform/config';
 import { openDatabase } from '../../appliance/platform/database';
-import { logger } from '../../appliance/platform/logger';
+import { openApplianceDatabase } from '../../appliance/platform/database-encryption';
 import { migrate } from '../../appliance/platform/migrations';
 import { listenHttps } from '../../appliance/platform/https-server';
 import { ApiClient } from '../../appliance/testing/api-client';
 import type { PromptEncryption, PromptSealer } from '../../appliance/vault/envelope';
 import { vaultRoutes } from '../../appliance/vault/routes';
 import { createVault } from '../../appliance/vault/vault';
+import { AccessControl } from '../../appliance/identity/access/decision';
 import type { BenchResult } from './result';
+import { alternate, inBenchDirectory, measure, rateResult } from './phases';
 
 export interface VaultBenchOptions {
   /** Milliseconds each measured phase may run per variant (default 5000). */
@@ -54,7 +56,11 @@ const plaintextEncryption: PromptEncryption = {
   close: () => undefined,
 };
 
-type Variant = 'encrypted' | 'plaintext';
+/**
+ * `encrypted`: field encryption in a plain SQLite file; `plaintext`: no
+ * field encryption; `sqlcipher`: field encryption in a SQLCipher file.
+ */
+type Variant = 'encrypted' | 'plaintext' | 'sqlcipher';
 
 interface BenchServer {
   variant: Variant;
@@ -63,31 +69,43 @@ interface BenchServer {
   close(): Promise<void>;
 }
 
-interface PhaseTotals {
-  requests: number;
-  elapsedMs: number;
+export async function runVaultBench(options: VaultBenchOptions = {}): Promise<BenchResult[]> {
+  return runPair(['encrypted', 'plaintext'], options, {
+    ours: 'AES-256-GCM fields, per-prompt data key wrapped by the SoftHSM master key',
+    peer: 'same API, database and audit trail with content stored as plaintext',
+  });
 }
 
-export async function runVaultBench(options: VaultBenchOptions = {}): Promise<BenchResult[]> {
+/**
+ * SQLCipher cost: the same encrypted vault with its SQLite file encrypted
+ * by SQLCipher (ours) and as a plain SQLite file (peer).
+ */
+export async function runSqlcipherBench(options: VaultBenchOptions = {}): Promise<BenchResult[]> {
+  const results = await runPair(['sqlcipher', 'encrypted'], options, {
+    ours: 'encrypted vault in a SQLCipher 4 file (raw 256-bit key, one connection per transaction)',
+    peer: 'the same encrypted vault in a plain SQLite file',
+  });
+  return results.map((entry) => ({ ...entry, name: entry.name.replace('vault.', 'sqlcipher.') }));
+}
+
+/** Measures prompt creates and reads of two variants in one run; the first variant is ours. */
+async function runPair(
+  variants: [Variant, Variant],
+  options: VaultBenchOptions,
+  descriptions: { ours: string; peer: string },
+): Promise<BenchResult[]> {
   const settings = {
     durationMs: options.durationMs ?? 5000,
     maxRequests: options.maxRequests ?? 5000,
     concurrency: options.concurrency ?? 8,
     bodyBytes: options.bodyBytes ?? 2048,
   };
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-vault-'));
-  const config = loadConfig({ APPLIANCE_DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
-
-  // Per-request info logs would add their own cost to the timings; warnings and errors still show.
-  const previousLevel = logger.level;
-  logger.level = 'warn';
-
-  ensureToken(config);
-  const keys = openKeyProvider(config);
-  const servers: BenchServer[] = [];
-  try {
-    servers.push(await startServer(config, keys, 'encrypted'));
-    servers.push(await startServer(config, keys, 'plaintext'));
+  return inBenchDirectory('bench-vault-', async ({ config, keys, servers: opened }) => {
+    const servers: BenchServer[] = [];
+    for (const variant of variants) {
+      servers.push(await startServer(config, keys, variant));
+      opened.push(servers[servers.length - 1]);
+    }
 
     const body = 'Summarise the customer ticket below in three bullet points. '
       .repeat(64)
@@ -123,83 +141,12 @@ export async function runVaultBench(options: VaultBenchOptions = {}): Promise<Be
     const creates = await alternate(servers, (server) => measure(create(server), settings));
     const reads = await alternate(servers, (server) => measure(read(server), settings));
 
+    const pair = { ours: variants[0], peer: variants[1], descriptions };
     return [
-      result('vault.prompt.create', creates, settings),
-      result('vault.prompt.read', reads, settings),
+      rateResult('vault.prompt.create', creates, pair, settings),
+      rateResult('vault.prompt.read', reads, pair, settings),
     ];
-  } finally {
-    for (const server of servers) await server.close();
-    keys.close();
-    logger.level = previousLevel;
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  }
-}
-
-/** Runs `phase` twice per variant in the order encrypted, plaintext, plaintext, encrypted and sums the totals. */
-async function alternate(
-  servers: BenchServer[],
-  phase: (server: BenchServer) => Promise<PhaseTotals>,
-): Promise<Record<Variant, PhaseTotals>> {
-  const totals: Record<Variant, PhaseTotals> = {
-    encrypted: { requests: 0, elapsedMs: 0 },
-    plaintext: { requests: 0, elapsedMs: 0 },
-  };
-
-  for (const server of [...servers, ...[...servers].reverse()]) {
-    const run = await phase(server);
-    totals[server.variant].requests += run.requests;
-    totals[server.variant].elapsedMs += run.elapsedMs;
-  }
-  return totals;
-}
-
-/** Calls `request` from `concurrency` workers until half the request or time budget is spent. */
-async function measure(
-  request: () => Promise<void>,
-  settings: { durationMs: number; maxRequests: number; concurrency: number },
-): Promise<PhaseTotals> {
-  const maxRequests = Math.max(1, Math.floor(settings.maxRequests / 2));
-  const deadline = performance.now() + settings.durationMs / 2;
-  const started = performance.now();
-  let issued = 0;
-
-  const worker = async () => {
-    while (issued < maxRequests && performance.now() < deadline) {
-      issued += 1;
-      await request();
-    }
-  };
-  await Promise.all(Array.from({ length: settings.concurrency }, worker));
-
-  return { requests: issued, elapsedMs: performance.now() - started };
-}
-
-function result(
-  name: string,
-  totals: Record<Variant, PhaseTotals>,
-  settings: { durationMs: number; maxRequests: number; concurrency: number; bodyBytes: number },
-): BenchResult {
-  const rate = (phase: PhaseTotals) => (phase.requests * 1000) / phase.elapsedMs;
-  const ours = rate(totals.encrypted);
-  const peer = rate(totals.plaintext);
-
-  return {
-    name,
-    ours,
-    peer,
-    ratio: ours / peer,
-    unit: 'requests/s',
-    details: {
-      ours: 'AES-256-GCM fields, per-prompt data key wrapped by the SoftHSM master key',
-      peer: 'same API, database and audit trail with content stored as plaintext',
-      requests: { ours: totals.encrypted.requests, peer: totals.plaintext.requests },
-      elapsedMs: {
-        ours: Math.round(totals.encrypted.elapsedMs),
-        peer: Math.round(totals.plaintext.elapsedMs),
-      },
-      ...settings,
-    },
-  };
+  });
 }
 
 /**
@@ -214,11 +161,19 @@ async function startServer(
   const dir = path.join(config.dataDir, variant);
   const secretsDir = path.join(dir, 'secrets');
 
-  const database = await openDatabase(path.join(dir, 'appliance.sqlite'));
+  const database =
+    variant === 'sqlcipher'
+      ? await openApplianceDatabase(
+          { databaseFile: path.join(dir, 'appliance.sqlite'), secretsDir },
+          keys,
+        )
+      : await openDatabase(path.join(dir, 'appliance.sqlite'));
   await migrate(database);
   const audit = new AuditTrail(database, keys);
   const identity = new IdentityService(database, secretsDir);
   await identity.bootstrapFirstAdmin();
+  const access = new AccessControl(database);
+  await access.open();
   const vault = createVault(
     database,
     keys,
@@ -230,6 +185,7 @@ async function startServer(
     database,
     audit,
     authenticate: (request) => identity.authenticate(request),
+    authorizer: access,
     maxBodyBytes: config.maxBodyBytes,
   });
   const { server, url, certFile } = await listenHttps(app, {

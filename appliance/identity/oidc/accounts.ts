@@ -21,6 +21,20 @@ export interface ProviderIdentity {
 const usernamePattern = /^[\p{L}\p{N}._@-]{1,64}$/u;
 
 /**
+ * NFKC-normalises a user name from a sign-in or provisioning source like
+ * local names, and throws a 400 problem naming `field` unless it contains
+ * only the characters a local name may contain.
+ */
+export function checkedUsername(raw: string, field: string): string {
+  const username = normaliseUsername(raw);
+  if (usernamePattern.test(username)) return username;
+  throw problems.invalidRequest(
+    `${field}: may contain letters, digits and . _ @ - only, at most 64 characters; check the name and try again.`,
+    [{ field, message: 'may contain letters, digits and . _ @ - only' }],
+  );
+}
+
+/**
  * Picks the local user name from `preferred_username`, else `email`, NFKC
  * normalised like local names; undefined when neither gives a usable name.
  */
@@ -34,8 +48,9 @@ export function usernameFromClaims(claims: Record<string, unknown>): string | un
 }
 
 /**
- * Local accounts of provider users, linked by issuer and subject. The first
- * sign-in creates the user; later ones update its name and role from the
+ * Local accounts of provider users (OpenID Connect or LDAP), linked by issuer
+ * and subject. The first sign-in creates the user, or adopts the one SCIM
+ * created for that name; later ones update its name and role from the
  * provider's current claims.
  */
 export class OidcAccounts {
@@ -46,7 +61,9 @@ export class OidcAccounts {
 
   /** Creates or updates the linked user to match `person`. Rejects a disabled user or a name another user has. */
   async provision(person: ProviderIdentity, transaction: Transaction): Promise<User> {
-    const linkedId = await this.linkedUserId(person, transaction);
+    const linkedId =
+      (await this.linkedUserId(person, transaction)) ??
+      (await this.adoptProvisioned(person, transaction));
     if (!linkedId) return this.createLinked(person, transaction);
 
     const user = await this.identity.users.findById(linkedId, transaction);
@@ -84,6 +101,33 @@ export class OidcAccounts {
       },
     );
     return rows[0]?.user_id;
+  }
+
+  /**
+   * Links a user that SCIM created ahead of the first sign-in and that has the
+   * same name and no link yet, so provisioning and sign-in meet in one account.
+   * Local accounts are never adopted this way.
+   */
+  private async adoptProvisioned(
+    person: ProviderIdentity,
+    transaction: Transaction,
+  ): Promise<string | undefined> {
+    const rows = await this.database.sequelize.query<{ id: string }>(
+      `SELECT users.id FROM users JOIN scim_users ON scim_users.user_id = users.id
+       WHERE users.username = :username
+         AND users.id NOT IN (SELECT user_id FROM oidc_links)`,
+      { type: QueryTypes.SELECT, transaction, replacements: { username: person.username } },
+    );
+    const userId = rows[0]?.id;
+    if (!userId) return undefined;
+
+    const now = new Date().toISOString();
+    await this.database.sequelize.query(
+      `INSERT INTO oidc_links (issuer, subject, user_id, created_at, last_login_at)
+       VALUES (:issuer, :subject, :userId, :now, :now)`,
+      { transaction, replacements: { ...person, userId, now } },
+    );
+    return userId;
   }
 
   private async createLinked(person: ProviderIdentity, transaction: Transaction): Promise<User> {
