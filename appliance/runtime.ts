@@ -85,6 +85,8 @@ export async function startAppliance(
   const keyInventory = await KeyInventory.open(config, database, keys, token, audit);
   const identity = new IdentityService(database, config.secretsDir, keys, {
     sessionLimit: config.sessionLimit,
+    sessionIdleMinutes: config.sessionIdleMinutes,
+    sessionAbsoluteHours: config.sessionAbsoluteHours,
     oauth: config.oauth,
   });
   configureSignIn(identity, database, config.signIn);

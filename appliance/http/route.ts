@@ -26,7 +26,11 @@ export interface Principal {
   /** The request came from a device its owner marked trusted. */
   deviceTrusted?: boolean;
   /** Set when the request authenticated with an API key: its id and the permissions it still holds. */
-  apiKey?: { id: string; permissions: readonly Permission[] };
+  apiKey?: {
+    id: string;
+    permissions: readonly Permission[];
+    projectIds?: readonly string[] | null;
+  };
 }
 
 /** What a handler receives: validated input, the caller, and the one way to write. */
@@ -229,7 +233,8 @@ function assertKeyAllows(spec: RouteSpec, principal: Principal): void {
 }
 
 export function subjectOf(principal: Principal): Subject {
-  return { userId: principal.userId, role: principal.role };
+  const projectIds = principal.apiKey?.projectIds;
+  return { userId: principal.userId, role: principal.role, ...(projectIds ? { projectIds } : {}) };
 }
 
 export function attributesOf(principal: Principal, sourceIp: string): RequestAttributes {

@@ -13,6 +13,12 @@ const newKey = z.object({
     .min(1)
     .max(permissionNames.length)
     .refine((list) => new Set(list).size === list.length, 'must not repeat a permission'),
+  /** Limits the key to the prompts of these projects. */
+  projectIds: z
+    .array(z.uuid('must be a project id as returned by GET /api/v1/projects'))
+    .min(1)
+    .max(64)
+    .optional(),
   expiresAt: z.iso.datetime({ offset: true }),
 });
 
@@ -30,8 +36,9 @@ export function apiKeyRoutes(identity: IdentityService): RouteSpec[] {
       body: newKey,
       async handler(context) {
         const principal = context.principal!;
-        const { name, permissions } = context.body;
+        const { name, permissions, projectIds } = context.body;
         const expiresAt = checkedExpiry(context.body.expiresAt);
+        await assertProjectsExist(identity, projectIds);
 
         // A key holds at most what its owner holds now, at some scope; at use, the
         // owner's grants still decide scope and conditions.
@@ -55,7 +62,7 @@ export function apiKeyRoutes(identity: IdentityService): RouteSpec[] {
         const created = await context.commit(async (transaction) => {
           const result = await identity.apiKeys.create(
             principal.userId,
-            { name, permissions, expiresAt },
+            { name, permissions, projectIds, expiresAt },
             transaction,
           );
           context.resourceId = result.summary.id;
@@ -94,6 +101,23 @@ export function apiKeyRoutes(identity: IdentityService): RouteSpec[] {
       },
     }),
   ];
+}
+
+/** Throws a 400 naming each entry of `projectIds` that names no project. */
+async function assertProjectsExist(
+  identity: IdentityService,
+  projectIds?: string[],
+): Promise<void> {
+  if (!projectIds) return;
+  const unknown = new Set(await identity.apiKeys.unknownProjects(projectIds));
+  const errors = projectIds
+    .map((id, index) => ({ id, index }))
+    .filter(({ id }) => unknown.has(id))
+    .map(({ id, index }) => ({
+      field: `projectIds.${index}`,
+      message: `no project has the id ${id}; list projects with GET /api/v1/projects`,
+    }));
+  if (errors.length) throw problems.invalidRequest(`projectIds: ${errors[0].message}`, errors);
 }
 
 /** The expiry must be in the future and at most a year away. */

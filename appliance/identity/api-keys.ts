@@ -20,6 +20,8 @@ export interface ApiKeySummary {
   name: string;
   hint: string;
   permissions: Permission[];
+  /** Projects the key is limited to; null reaches whatever its permissions reach. */
+  projectIds: string[] | null;
   createdAt: string;
   expiresAt: string;
   lastUsedAt: string | null;
@@ -32,6 +34,7 @@ interface ApiKeyRow {
   name: string;
   last_four: string;
   permissions: string;
+  project_ids: string | null;
   created_at: string;
   expires_at: string;
   revoked_at: string | null;
@@ -49,7 +52,7 @@ export class ApiKeyStore {
   /** Creates a key for `userId`; returns the key itself, which is never readable again. */
   async create(
     userId: string,
-    input: { name: string; permissions: Permission[]; expiresAt: Date },
+    input: { name: string; permissions: Permission[]; projectIds?: string[]; expiresAt: Date },
     transaction: Transaction,
   ): Promise<{ key: string; summary: ApiKeySummary }> {
     const key = apiKeyPrefix + crypto.randomBytes(32).toString('base64url');
@@ -57,8 +60,8 @@ export class ApiKeyStore {
     const now = new Date().toISOString();
 
     await this.database.sequelize.query(
-      `INSERT INTO api_keys (id, user_id, name, key_hash, last_four, permissions, created_at, expires_at)
-       VALUES (:id, :userId, :name, :keyHash, :lastFour, :permissions, :now, :expiresAt)`,
+      `INSERT INTO api_keys (id, user_id, name, key_hash, last_four, permissions, project_ids, created_at, expires_at)
+       VALUES (:id, :userId, :name, :keyHash, :lastFour, :permissions, :projectIds, :now, :expiresAt)`,
       {
         transaction,
         replacements: {
@@ -68,6 +71,7 @@ export class ApiKeyStore {
           keyHash: hashKey(key),
           lastFour: key.slice(-4),
           permissions: JSON.stringify(input.permissions),
+          projectIds: input.projectIds ? JSON.stringify(input.projectIds) : null,
           now,
           expiresAt: input.expiresAt.toISOString(),
         },
@@ -106,7 +110,10 @@ export class ApiKeyStore {
   async resolve(
     presented: string,
     sourceIp: string,
-  ): Promise<{ id: string; userId: string; permissions: Permission[] } | undefined> {
+  ): Promise<
+    | { id: string; userId: string; permissions: Permission[]; projectIds: string[] | null }
+    | undefined
+  > {
     if (!apiKeyPattern.test(presented)) return undefined;
 
     const [row] = await this.rows('key_hash = :keyHash AND revoked_at IS NULL', {
@@ -120,7 +127,22 @@ export class ApiKeyStore {
         { transaction, replacements: { id: row.id, now: new Date().toISOString(), sourceIp } },
       ),
     );
-    return { id: row.id, userId: row.user_id, permissions: parsePermissions(row.permissions) };
+    return {
+      id: row.id,
+      userId: row.user_id,
+      permissions: parsePermissions(row.permissions),
+      projectIds: row.project_ids ? (JSON.parse(row.project_ids) as string[]) : null,
+    };
+  }
+
+  /** Returns the ids among `projectIds` that name no project. */
+  async unknownProjects(projectIds: readonly string[]): Promise<string[]> {
+    const rows = await this.database.sequelize.query<{ id: string }>(
+      'SELECT id FROM projects WHERE id IN (:projectIds)',
+      { type: QueryTypes.SELECT, replacements: { projectIds: [...projectIds] } },
+    );
+    const known = new Set(rows.map((row) => row.id));
+    return projectIds.filter((id) => !known.has(id));
   }
 
   private rows(
@@ -146,6 +168,7 @@ function present(row: ApiKeyRow): ApiKeySummary {
     name: row.name,
     hint: `${apiKeyPrefix}…${row.last_four}`,
     permissions: parsePermissions(row.permissions),
+    projectIds: row.project_ids ? (JSON.parse(row.project_ids) as string[]) : null,
     createdAt: new Date(row.created_at).toISOString(),
     expiresAt: new Date(row.expires_at).toISOString(),
     lastUsedAt: row.last_used_at ? new Date(row.last_used_at).toISOString() : null,

@@ -43,12 +43,25 @@ export class IdentityService {
     private readonly database: Database,
     private readonly secretsDir: string,
     keys?: KeyProvider,
-    options: { sessionLimit?: number; oauth?: OAuthSettings } = {},
+    options: {
+      sessionLimit?: number;
+      sessionIdleMinutes?: number;
+      sessionAbsoluteHours?: number;
+      oauth?: OAuthSettings;
+    } = {},
   ) {
     this.users = new UserDirectory(database);
     this.sessions = new SessionStore(database, {
       ...defaultSessionPolicy,
       maxPerUser: options.sessionLimit ?? defaultSessionPolicy.maxPerUser,
+      idleTimeoutSeconds: minutesOr(
+        options.sessionIdleMinutes,
+        defaultSessionPolicy.idleTimeoutSeconds,
+      ),
+      absoluteTimeoutSeconds: minutesOr(
+        options.sessionAbsoluteHours && options.sessionAbsoluteHours * 60,
+        defaultSessionPolicy.absoluteTimeoutSeconds,
+      ),
     });
     this.apiKeys = new ApiKeyStore(database);
     this.oauth = new OAuthService(
@@ -153,6 +166,7 @@ export class IdentityService {
         // The route pipeline also asks the owner's current grants, so a key never
         // outlives a role change.
         permissions: key.permissions,
+        projectIds: key.projectIds,
       },
     };
   }
@@ -220,4 +234,9 @@ export class IdentityService {
     );
     return { created: true, passwordFile };
   }
+}
+
+/** Converts a setting in minutes to seconds, or keeps the default when it is not set. */
+function minutesOr(minutes: number | undefined, fallbackSeconds: number): number {
+  return minutes === undefined ? fallbackSeconds : minutes * 60;
 }

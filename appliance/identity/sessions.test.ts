@@ -26,7 +26,9 @@ describe('sessions, user changes and CSRF @integration', function () {
   let test: TestAppliance;
 
   before(async function () {
-    test = await startTestAppliance({ env: { SESSION_LIMIT: '3' } });
+    test = await startTestAppliance({
+      env: { SESSION_LIMIT: '3', SESSION_IDLE_MINUTES: '5', SESSION_ABSOLUTE_HOURS: '2' },
+    });
   });
 
   after(async function () {
@@ -117,6 +119,26 @@ describe('sessions, user changes and CSRF @integration', function () {
     for (const later of sessions.slice(1))
       assert.equal((await later.client.get('/auth/me')).status, 200);
     assert.equal((await sessions[3].client.get('/auth/sessions')).body.items.length, 3);
+  });
+
+  it('applies the configured idle and absolute timeouts', async function () {
+    const user = await test.userWithRole('analyst');
+    const sessions = test.appliance.database.sequelize;
+    const [row] = await sessions.query<{ created_at: string; expires_at: string }>(
+      'SELECT created_at, expires_at FROM sessions ORDER BY created_at DESC LIMIT 1',
+      { type: QueryTypes.SELECT },
+    );
+    assert.equal(Date.parse(row.expires_at) - Date.parse(row.created_at), 2 * 3600 * 1000);
+
+    const idleFor = async (minutes: number) => {
+      const at = new Date(Date.now() - minutes * 60_000).toISOString();
+      await sessions.query('UPDATE sessions SET last_seen_at = :at WHERE expires_at = :expires', {
+        replacements: { at, expires: row.expires_at },
+      });
+      return (await user.client.get('/auth/me')).status;
+    };
+    assert.equal(await idleFor(4), 200, 'four idle minutes are within SESSION_IDLE_MINUTES=5');
+    assert.equal(await idleFor(6), 401, 'six idle minutes end the session');
   });
 
   it('issues a new session at login and closes the cookie held before it', async function () {

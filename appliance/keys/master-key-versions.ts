@@ -102,23 +102,6 @@ export async function countDataKeysBelow(
   return rows[0]?.count ?? 0;
 }
 
-/**
- * Counts the TOTP data keys (user_totp) wrapped under a master key version
- * below `version`, or under a key that key_versions does not record.
- */
-export async function countTotpKeysBelow(
-  database: Database,
-  version: number,
-  transaction?: Transaction,
-): Promise<number> {
-  const rows = await database.sequelize.query<{ count: number }>(
-    `SELECT COUNT(*) AS count FROM user_totp t LEFT JOIN key_versions v ON v.key_uri = t.master_key_uri
-     WHERE v.version IS NULL OR v.version < :version`,
-    { type: QueryTypes.SELECT, transaction, replacements: { version } },
-  );
-  return rows[0]?.count ?? 0;
-}
-
 /** Builds the problem for a data key whose master key version is retired or unknown. */
 export function masterKeyRetiredProblem(promptId: string, version: number): ProblemError {
   return new ProblemError(

@@ -4,6 +4,7 @@ import type { KeyProvider } from '../../hsm/key-provider';
 import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
 import { rewrapDatabaseKeyTo } from './database-key-item';
+import { masterWrappedTables, rewrapMasterWrappedKeys } from './master-wrapped-keys';
 import {
   advanceRotation,
   findRotation,
@@ -176,8 +177,9 @@ interface MasterKeyRow extends WrappedKeyRow {
 
 /**
  * Prompt data keys under the appliance master key. The rotation also
- * rewraps the TOTP data keys (user_totp), which are few, in the
- * transaction that completes it.
+ * rewraps the TOTP data keys and the OAuth signing key's data key (see
+ * master-wrapped-keys.ts) and the database key in the transaction that
+ * completes it.
  */
 function masterKeyTarget(database: Database, keys: KeyProvider): RewrapTarget<MasterKeyRow> {
   return {
@@ -243,62 +245,18 @@ function masterKeyTarget(database: Database, keys: KeyProvider): RewrapTarget<Ma
     },
 
     async beforeFinish(rotation, transaction) {
-      const moved = await rewrapTotpKeys(database, keys, rotation, transaction);
-      if (moved) logger.info({ rotationId: rotation.id, moved }, 'TOTP data keys rewrapped');
+      for (const source of masterWrappedTables) {
+        const moved = await rewrapMasterWrappedKeys(database, keys, source, rotation, transaction);
+        if (moved) {
+          logger.info(
+            { rotationId: rotation.id, table: source.table, moved },
+            'data keys rewrapped',
+          );
+        }
+      }
       rewrapDatabaseKeyTo(database, keys, rotation);
     },
   };
-}
-
-/**
- * Rewraps every TOTP data key not yet under the rotation's master key
- * version. The unwrap key comes from key_versions by the stored URI, so a
- * row naming a key that key_versions does not record stops the rotation.
- */
-async function rewrapTotpKeys(
-  database: Database,
-  keys: KeyProvider,
-  rotation: RotationProgress,
-  transaction: Transaction,
-): Promise<number> {
-  const rows = await database.sequelize.query<{
-    user_id: string;
-    wrapped_key: Buffer;
-    master_key_uri: string;
-    version: number | null;
-  }>(
-    `SELECT t.user_id, t.wrapped_key, t.master_key_uri, v.version FROM user_totp t
-     LEFT JOIN key_versions v ON v.key_uri = t.master_key_uri
-     WHERE t.master_key_uri <> :uri ORDER BY t.user_id`,
-    { type: QueryTypes.SELECT, transaction, replacements: { uri: rotation.keyUri } },
-  );
-
-  for (const row of rows) {
-    if (row.version === null) {
-      throw new Error(
-        `the TOTP data key of user ${row.user_id} names the master key ${row.master_key_uri}, which key_versions does not record`,
-      );
-    }
-    const rewrapped = keys.rewrapDataKey(
-      Buffer.from(row.wrapped_key),
-      row.master_key_uri,
-      rotation.keyUri,
-    );
-    await database.sequelize.query(
-      `UPDATE user_totp SET wrapped_key = :wrapped, master_key_uri = :uri
-       WHERE user_id = :userId AND master_key_uri = :from`,
-      {
-        transaction,
-        replacements: {
-          wrapped: rewrapped,
-          uri: rotation.keyUri,
-          userId: row.user_id,
-          from: row.master_key_uri,
-        },
-      },
-    );
-  }
-  return rows.length;
 }
 
 /** Records the failure; the batch that failed rolled back, so the cursor still points before it. */

@@ -9,12 +9,12 @@ import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
 import {
   countDataKeysBelow,
-  countTotpKeysBelow,
   listMasterKeyVersions,
   recordFirstMasterKeyVersion,
   type MasterKeyVersion,
 } from './master-key-versions';
 import { countDatabaseKeyBelow } from './database-key-item';
+import { countMasterWrappedBelow, masterWrappedTables } from './master-wrapped-keys';
 import { RewrapJobs, runRewrap, type RewrapOptions } from './rewrap-job';
 import {
   findRotation,
@@ -127,8 +127,8 @@ export class KeyRotationService {
       const versions = await listMasterKeyVersions(this.database, transaction);
       const active = requireActive(versions);
       const total = await countDataKeysBelow(this.database, active.version, transaction);
-      const totpLeft = await countTotpKeysBelow(this.database, active.version, transaction);
-      if (total === 0 && totpLeft === 0) {
+      const wrappedLeft = await this.countWrappedBelow(active.version, transaction);
+      if (total === 0 && wrappedLeft.total === 0) {
         throw problems.conflict(
           `Every data key is already wrapped under the active master key version ${active.version}; nothing to rewrap.`,
         );
@@ -185,10 +185,11 @@ export class KeyRotationService {
     }
 
     const remaining = await countDataKeysBelow(this.database, minimum, transaction);
-    const totpRemaining = await countTotpKeysBelow(this.database, minimum, transaction);
-    if (remaining > 0 || totpRemaining > 0) {
+    const wrapped = await this.countWrappedBelow(minimum, transaction);
+    if (remaining > 0 || wrapped.total > 0) {
+      const parts = [`${remaining} prompt data keys`, ...wrapped.parts].join(', ');
       throw problems.conflict(
-        `Retiring master key versions below ${minimum} was rejected: ${remaining + totpRemaining} data keys are still wrapped under them (${totpRemaining} of them for TOTP). Finish the rewrap (appliancectl keys rewrap) and retry.`,
+        `Retiring master key versions below ${minimum} was rejected: ${remaining + wrapped.total} data keys are still wrapped under them (${parts}). Finish the rewrap (appliancectl keys rewrap) and retry.`,
       );
     }
 
@@ -260,6 +261,21 @@ export class KeyRotationService {
   /** Stops the background jobs after their current batch and waits for them. */
   async stop(): Promise<void> {
     await this.jobs.stop();
+  }
+
+  /** Counts the TOTP and OAuth signing data keys under a master key version below `version`, per table. */
+  private async countWrappedBelow(
+    version: number,
+    transaction: Transaction,
+  ): Promise<{ total: number; parts: string[] }> {
+    let total = 0;
+    const parts: string[] = [];
+    for (const source of masterWrappedTables) {
+      const count = await countMasterWrappedBelow(this.database, source, version, transaction);
+      total += count;
+      parts.push(`${count} in ${source.table}`);
+    }
+    return { total, parts };
   }
 
   private async refuseWhileRunning(transaction: Transaction): Promise<void> {

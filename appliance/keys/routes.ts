@@ -7,7 +7,8 @@ import type { KeyInventory } from './service';
 
 const rotationParams = z.object({ id: z.uuid({ error: 'must be a rotation id (UUID)' }) });
 
-const minimumVersionBody = z.strictObject({
+/** Body of PUT /keys/master/minimum-version and PUT /projects/:id/key/minimum-version. */
+export const minimumVersionBody = z.strictObject({
   minimumVersion: z
     .number({ error: 'must be a whole number of at least 1' })
     .int({ error: 'must be a whole number of at least 1' })

@@ -51,6 +51,10 @@ export interface ApplianceConfig {
   maxBodyBytes: number;
   /** Open sessions per user; the oldest is closed at the next login beyond it. */
   sessionLimit: number;
+  /** A session unused this long ends (idle timeout). */
+  sessionIdleMinutes: number;
+  /** A session ends this long after sign-in whatever its use (absolute timeout). */
+  sessionAbsoluteHours: number;
   access: {
     /** Role, grant and role-definition changes wait for a second admin's approval. */
     changeApproval: boolean;
@@ -145,6 +149,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApplianceConfi
     },
     maxBodyBytes: integer(env, 'APPLIANCE_MAX_BODY_BYTES', 1024 * 1024),
     sessionLimit: integer(env, 'SESSION_LIMIT', 10),
+    sessionIdleMinutes: integer(env, 'SESSION_IDLE_MINUTES', 30),
+    sessionAbsoluteHours: integer(env, 'SESSION_ABSOLUTE_HOURS', 12),
     access: {
       changeApproval: flag(env, 'ACCESS_CHANGE_APPROVAL', false),
       breakGlassRoles: roleList(env, 'BREAK_GLASS_ROLES', ['admin', 'analyst']),

@@ -54,7 +54,7 @@ export async function openTenants(
         stop: () => rotation.stop(),
       },
       encryption,
-      routes: projectRoutes(projects, rotation),
+      routes: projectRoutes(database, projects, rotation),
       close: () => ring.close(),
     };
   } catch (error) {

@@ -1,5 +1,6 @@
 import { QueryTypes, type Transaction } from 'sequelize';
 
+import { ProblemError } from '../http/problem';
 import type { Database } from '../platform/database';
 
 /**
@@ -19,6 +20,7 @@ export interface TenantKeyVersion {
   createdAt: string;
   /** User name, `cli:<os user>`, or the user id of the project's creator for version 1. */
   createdBy: string;
+  retiredAt: string | null;
 }
 
 interface VersionRow {
@@ -28,6 +30,7 @@ interface VersionRow {
   state: TenantKeyVersionState;
   created_at: string;
   created_by: string;
+  retired_at: string | null;
 }
 
 /** Lists the tenant key versions of every project, or of `projectId`, oldest first. */
@@ -48,13 +51,14 @@ export async function listTenantKeyVersions(
     state: row.state,
     createdAt: row.created_at,
     createdBy: row.created_by,
+    retiredAt: row.retired_at,
   }));
 }
 
 /** Stores a new version as active and makes the previous active version decrypt-only. */
 export async function insertActiveTenantKeyVersion(
   database: Database,
-  version: Omit<TenantKeyVersion, 'state'>,
+  version: Omit<TenantKeyVersion, 'state' | 'retiredAt'>,
   transaction: Transaction,
 ): Promise<void> {
   await database.sequelize.query(
@@ -82,4 +86,18 @@ export async function countTenantDataKeysBelow(
     { type: QueryTypes.SELECT, transaction, replacements: { projectId, version } },
   );
   return rows[0]?.count ?? 0;
+}
+
+/** Builds the problem for a project data key whose tenant key version is retired; 409 Conflict. */
+export function tenantKeyRetiredProblem(
+  promptId: string,
+  projectId: string,
+  version: number,
+): ProblemError {
+  return new ProblemError(
+    409,
+    'tenant_key_retired',
+    'Tenant key version retired',
+    `The data key of prompt ${promptId} is wrapped under version ${version} of the tenant key of project ${projectId}, which is retired, so the prompt cannot be opened. Rotate the project key (POST /api/v1/projects/${projectId}/key/rotate) to rewrap it under a new version, then retry.`,
+  );
 }

@@ -1,5 +1,8 @@
 import { route, type RouteContext, type RouteSpec } from '../http/route';
 import type { AuditedCommit } from '../keys/rotation';
+import { minimumVersionBody } from '../keys/routes';
+import type { Database } from '../platform/database';
+import { setTenantMinimumVersion } from './key-retirement';
 import type { TenantKeyRotation } from './key-rotation';
 import { commitNamingCreated } from '../vault/routes';
 import { parseBody } from '../vault/schemas';
@@ -10,8 +13,13 @@ import type { ProjectService } from './service';
  * Projects and their customer-managed keys. Revoke, restore and rotate are
  * audited like every write. A rotation returns 202 once its record is
  * stored, and GET /keys/rotations/:id reports the rewrap's progress.
+ * Setting the minimum version retires the project's older key versions.
  */
-export function projectRoutes(projects: ProjectService, rotation: TenantKeyRotation): RouteSpec[] {
+export function projectRoutes(
+  database: Database,
+  projects: ProjectService,
+  rotation: TenantKeyRotation,
+): RouteSpec[] {
   return [
     route({
       method: 'get',
@@ -94,6 +102,24 @@ export function projectRoutes(projects: ProjectService, rotation: TenantKeyRotat
         );
         rotation.startRewrap(record.id);
         return { status: 202, body: record };
+      },
+    }),
+
+    route({
+      method: 'put',
+      path: '/projects/:id/key/minimum-version',
+      action: 'projects.key.retire',
+      resource: 'project',
+      access: 'keys:execute',
+      params: projectParams,
+      body: minimumVersionBody,
+      async handler(context) {
+        const { minimumVersion } = context.body;
+        context.auditNote = `minimum version ${minimumVersion}`;
+        const versions = await context.commit((transaction) =>
+          setTenantMinimumVersion(database, context.params.id, minimumVersion, transaction),
+        );
+        return { body: { projectId: context.params.id, minimumVersion, items: versions } };
       },
     }),
   ];

@@ -217,6 +217,7 @@ export class ProjectService implements TenantKeyAccess {
             state: 'active',
             createdAt: now,
             createdBy: actorId,
+            retiredAt: null,
           }
         : undefined;
       if (firstVersion) {

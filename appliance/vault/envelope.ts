@@ -10,6 +10,7 @@ import {
   type MasterKeyState,
 } from '../keys/master-key-versions';
 import type { Database } from '../platform/database';
+import { tenantKeyRetiredProblem, type TenantKeyVersionState } from '../tenants/key-versions';
 import { logger } from '../platform/logger';
 import { DataKeyCache, type DataKeyCacheOptions } from './data-key-cache';
 import {
@@ -94,6 +95,8 @@ interface TenantDataKeyRow {
   project_id: string;
   wrapped_key: Buffer;
   tenant_key_uri: string;
+  tenant_key_version: number;
+  version_state: TenantKeyVersionState | null;
 }
 
 interface DataKeyRow {
@@ -303,7 +306,8 @@ export class EnvelopeEncryption implements PromptEncryption {
     // The unwrap key comes from project_key_versions where it records the
     // row's version; the service also checks it is a key of the row's project.
     const rows = await this.database.sequelize.query<TenantDataKeyRow>(
-      `SELECT d.project_id, d.wrapped_key, COALESCE(v.key_uri, d.tenant_key_uri) AS tenant_key_uri
+      `SELECT d.project_id, d.wrapped_key, COALESCE(v.key_uri, d.tenant_key_uri) AS tenant_key_uri,
+         d.tenant_key_version, v.state AS version_state
        FROM project_data_keys d LEFT JOIN project_key_versions v
          ON v.project_id = d.project_id AND v.version = d.tenant_key_version
        WHERE d.prompt_id = :promptId AND d.key_version = :keyVersion`,
@@ -313,6 +317,9 @@ export class EnvelopeEncryption implements PromptEncryption {
     if (!this.tenants) throw new Error('Prompts in projects need the tenant key access.');
 
     const row = rows[0];
+    if (row.version_state === 'retired') {
+      throw tenantKeyRetiredProblem(promptId, row.project_id, row.tenant_key_version);
+    }
     let dataKey: Buffer;
     try {
       dataKey = this.tenants.unwrap(

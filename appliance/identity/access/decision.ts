@@ -17,6 +17,8 @@ import {
 export interface Subject {
   userId: string;
   role: Role;
+  /** Set when the credential (an API key) is limited to these projects. */
+  projectIds?: readonly string[];
 }
 
 /** One source of permissions after roles, inheritance and delegation are resolved. */
@@ -181,6 +183,9 @@ export class AccessView {
   ) {}
 
   decide(permission: Permission, resource?: ResourceDescriptor): Decision {
+    const outsideProjects = this.outsideCredentialProjects(permission, resource);
+    if (outsideProjects) return { allowed: false, reason: outsideProjects };
+
     const holding = this.grants.filter((grant) => grant.permissions.has(permission));
     if (!holding.length)
       return {
@@ -212,6 +217,25 @@ export class AccessView {
       allowed: false,
       reason: `Your grant of ${permission} does not apply to this request: ${failures[0]}.`,
     };
+  }
+
+  /**
+   * Explains why a project-limited credential may not make this request:
+   * such a key reaches prompts only, and only those in its projects.
+   */
+  private outsideCredentialProjects(
+    permission: Permission,
+    resource?: ResourceDescriptor,
+  ): string | undefined {
+    const limit = this.subject.projectIds;
+    if (!limit) return undefined;
+
+    const projects = limit.join(', ');
+    if (!permission.startsWith('prompts:'))
+      return `This API key is limited to projects ${projects} and reaches prompts only; use a key without projects for ${permission}.`;
+    if (resource && !(resource.projectId && limit.includes(resource.projectId)))
+      return `This API key is limited to projects ${projects}; this prompt is in ${resource.projectId ? `project ${resource.projectId}` : 'no project'}.`;
+    return undefined;
   }
 
   allows(permission: Permission, resource?: ResourceDescriptor): boolean {

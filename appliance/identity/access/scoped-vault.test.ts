@@ -147,4 +147,47 @@ describe('access control: grants scoped to folders and projects, limited by clas
       ['classification'],
     );
   });
+
+  it('project-limited API key: its prompts only', async function () {
+    const expiresAt = new Date(Date.now() + 86_400_000).toISOString();
+    const created = await admin.post('/api-keys', {
+      name: 'support bot',
+      permissions: ['prompts:read', 'keys:read'],
+      projectIds: [ids.project],
+      expiresAt,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.deepEqual(created.body.projectIds, [ids.project]);
+
+    const bearer = (path: string) =>
+      test
+        .anonymous()
+        .request('GET', path, undefined, { authorization: `Bearer ${created.body.key}` });
+    const listed = await bearer('/prompts');
+    assert.deepEqual(
+      listed.body.items.map((item: { id: string }) => item.id),
+      [ids.support],
+    );
+    assert.equal((await bearer(`/prompts/${ids.support}`)).status, 200);
+
+    const outside = await bearer(`/prompts/${ids.draft}`);
+    assert.equal(outside.status, 403);
+    assert.match(outside.body.detail, /limited to projects .*this prompt is in no project/);
+
+    const keys = await bearer('/keys');
+    assert.equal(keys.status, 403);
+    assert.match(keys.body.detail, /reaches prompts only/);
+
+    const unknown = await admin.post('/api-keys', {
+      name: 'typo',
+      permissions: ['prompts:read'],
+      projectIds: ['00000000-0000-4000-8000-000000000000'],
+      expiresAt,
+    });
+    assert.equal(unknown.status, 400);
+    assert.deepEqual(
+      unknown.body.errors.map((error: { field: string }) => error.field),
+      ['projectIds.0'],
+    );
+  });
 });

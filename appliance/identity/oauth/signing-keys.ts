@@ -1,10 +1,11 @@
 import crypto from 'node:crypto';
 
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
-import { QueryTypes } from 'sequelize';
+import { QueryTypes, type Transaction } from 'sequelize';
 
 import type { KeyProvider } from '../../../hsm/key-provider';
-import { problems } from '../../http/problem';
+import { ProblemError, problems } from '../../http/problem';
+import { activeMasterKey, type MasterKeyState } from '../../keys/master-key-versions';
 import type { Database } from '../../platform/database';
 import { logger } from '../../platform/logger';
 
@@ -25,6 +26,18 @@ interface SigningKeyRow {
   master_key_uri: string;
 }
 
+/** A signing key row with the key_versions entry of its master key URI; both null when none records it. */
+interface SigningKeyVersionRow extends SigningKeyRow {
+  version: number | null;
+  version_state: MasterKeyState | null;
+}
+
+/** Selects the newest signing key with the state of the master key version that wraps its data key. */
+const newestRowQuery = `SELECT s.kid, s.public_jwk, s.sealed_private_key, s.wrapped_data_key, s.master_key_uri,
+    v.version, v.state AS version_state
+  FROM oauth_signing_keys s LEFT JOIN key_versions v ON v.key_uri = s.master_key_uri
+  ORDER BY s.created_at DESC, s.rowid DESC LIMIT 1`;
+
 /** The private key of one signing operation, with the `kid` that names its public half. */
 export interface SigningKey {
   kid: string;
@@ -37,10 +50,9 @@ export interface SigningKey {
  * AES-256-GCM under a random data key, and that data key is wrapped by the
  * HSM master key. Every signature unwraps the data key in the HSM again, so
  * no token is issued while the HSM is unavailable. Verification needs only
- * the public key, which is stored in clear and cached.
- *
- * NOTE: master key rotation (appliance/keys) does not rewrap this data key,
- * so it stays under the master key version recorded in its row.
+ * the public key, which is stored in clear and cached. A master key
+ * rotation rewraps the data key (appliance/keys/master-wrapped-keys.ts), and
+ * a data key under a retired master key version signs nothing.
  */
 export class AccessTokenSigningKeys {
   private publicKeys = new Map<string, crypto.KeyObject>();
@@ -55,6 +67,14 @@ export class AccessTokenSigningKeys {
     const keys = this.requireKeys();
     const row = (await this.newestRow()) ?? (await this.generate(keys));
 
+    // Fail closed like the vault: a retired master key version, or one that
+    // key_versions does not record, unwraps nothing until a rewrap moves the key.
+    if (
+      row.version_state === 'retired' ||
+      (row.version === null && row.master_key_uri !== keys.masterKeyUri)
+    ) {
+      throw signingKeyRetiredProblem(row.kid, row.version);
+    }
     const dataKey = keys.unwrapDataKey(row.wrapped_data_key, row.master_key_uri);
     try {
       const pkcs8 = open(dataKey, row.sealed_private_key, row.kid);
@@ -103,56 +123,80 @@ export class AccessTokenSigningKeys {
     return this.keys;
   }
 
-  private async newestRow(): Promise<SigningKeyRow | undefined> {
-    const [row] = await this.database.sequelize.query<SigningKeyRow>(
-      'SELECT * FROM oauth_signing_keys ORDER BY created_at DESC, rowid DESC LIMIT 1',
-      { type: QueryTypes.SELECT },
-    );
+  private async newestRow(transaction?: Transaction): Promise<SigningKeyVersionRow | undefined> {
+    const [row] = await this.database.sequelize.query<SigningKeyVersionRow>(newestRowQuery, {
+      type: QueryTypes.SELECT,
+      transaction,
+    });
     return row;
   }
 
-  /** Generates and stores the key pair; a concurrent first request that won the write queue keeps its key. */
-  private async generate(keys: KeyProvider): Promise<SigningKeyRow> {
+  /**
+   * Generates and stores the key pair, with its data key wrapped under the
+   * active master key version read in the write transaction. A concurrent
+   * first request that won the write queue keeps its key.
+   */
+  private async generate(keys: KeyProvider): Promise<SigningKeyVersionRow> {
     const pair = crypto.generateKeyPairSync('ed25519');
     const publicJwk = await exportJWK(pair.publicKey);
     const kid = await calculateJwkThumbprint(publicJwk);
     const jwk: JWK = { ...publicJwk, kid, alg: accessTokenAlgorithm, use: 'sig' };
 
     const dataKey = crypto.randomBytes(32);
-    let row: SigningKeyRow;
+    let sealed: Buffer;
     try {
-      row = {
-        kid,
-        public_jwk: JSON.stringify(jwk),
-        sealed_private_key: seal(
-          dataKey,
-          pair.privateKey.export({ format: 'der', type: 'pkcs8' }),
+      sealed = seal(dataKey, pair.privateKey.export({ format: 'der', type: 'pkcs8' }), kid);
+      const stored = await this.database.write(async (transaction) => {
+        const existing = await this.newestRow(transaction);
+        if (existing) return existing;
+
+        const master = await activeMasterKey(this.database, keys, transaction);
+        const row: SigningKeyVersionRow = {
           kid,
-        ),
-        wrapped_data_key: keys.wrapDataKey(dataKey, keys.masterKeyUri),
-        master_key_uri: keys.masterKeyUri,
-      };
+          public_jwk: JSON.stringify(jwk),
+          sealed_private_key: sealed,
+          wrapped_data_key: keys.wrapDataKey(dataKey, master.keyUri),
+          master_key_uri: master.keyUri,
+          version: master.version,
+          version_state: 'active',
+        };
+        await this.database.sequelize.query(
+          `INSERT INTO oauth_signing_keys (kid, public_jwk, sealed_private_key, wrapped_data_key, master_key_uri, created_at)
+           VALUES (:kid, :public_jwk, :sealed_private_key, :wrapped_data_key, :master_key_uri, :now)`,
+          {
+            transaction,
+            replacements: {
+              kid: row.kid,
+              public_jwk: row.public_jwk,
+              sealed_private_key: row.sealed_private_key,
+              wrapped_data_key: row.wrapped_data_key,
+              master_key_uri: row.master_key_uri,
+              now: new Date().toISOString(),
+            },
+          },
+        );
+        return row;
+      });
+      if (stored.kid === kid) logger.info({ kid }, 'access token signing key generated');
+      return stored;
     } finally {
       dataKey.fill(0);
     }
-
-    const stored = await this.database.write(async (transaction) => {
-      const [existing] = await this.database.sequelize.query<SigningKeyRow>(
-        'SELECT * FROM oauth_signing_keys ORDER BY created_at DESC, rowid DESC LIMIT 1',
-        { type: QueryTypes.SELECT, transaction },
-      );
-      if (existing) return existing;
-
-      await this.database.sequelize.query(
-        `INSERT INTO oauth_signing_keys (kid, public_jwk, sealed_private_key, wrapped_data_key, master_key_uri, created_at)
-         VALUES (:kid, :public_jwk, :sealed_private_key, :wrapped_data_key, :master_key_uri, :now)`,
-        { transaction, replacements: { ...row, now: new Date().toISOString() } },
-      );
-      return row;
-    });
-    if (stored.kid === kid) logger.info({ kid }, 'access token signing key generated');
-    return stored;
   }
+}
+
+/** Builds the 409 problem for a signing key whose data key sits under a retired or unrecorded master key version. */
+function signingKeyRetiredProblem(kid: string, version: number | null): ProblemError {
+  const where =
+    version === null
+      ? 'a master key that key_versions does not record'
+      : `master key version ${version}, which is retired`;
+  return new ProblemError(
+    409,
+    'master_key_retired',
+    'Master key version retired',
+    `The data key of the OAuth signing key ${kid} is wrapped under ${where}, so no access token can be signed. Rewrap it under the active version with \`appliancectl keys rewrap\` and retry.`,
+  );
 }
 
 /** Encrypts with AES-256-GCM; the output is IV, ciphertext and tag, and `kid` is bound as associated data. */
