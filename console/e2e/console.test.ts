@@ -1,17 +1,24 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import type { BrowserContext, Locator, Page } from 'playwright-core';
 
 import { ingestStream } from '../../collectors/file-collector';
 import { initialAdminPasswordFile } from '../../appliance/identity/service';
 import { startTestAppliance, type TestAppliance } from '../../appliance/testing/harness';
+import {
+  buildConsole,
+  consoleDir,
+  expectCount,
+  expectText,
+  launchChromium,
+  watchPage,
+  type PageWatch,
+} from './browser';
 
-const consoleDir = fileURLToPath(new URL('..', import.meta.url));
 const fixtureFile = fileURLToPath(new URL('./fixtures/sshd-brute-force.log', import.meta.url));
 
 /** Source address of every "Failed password" line in the fixture. */
@@ -20,18 +27,6 @@ const failedPasswordLines = fs
   .readFileSync(fixtureFile, 'utf8')
   .split('\n')
   .filter((line) => line.includes('Failed password')).length;
-
-// Without the background-networking flags Chromium contacts hosts outside the test.
-const chromiumArgs = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** Set E2E_SCREENSHOT_DIR to a directory outside the repository to keep a PNG of each page. */
 const screenshotDir = process.env.E2E_SCREENSHOT_DIR;
@@ -46,8 +41,7 @@ describe('SOC console in Chromium @integration @e2e', function () {
   let page: Page;
   let userDataDir: string;
   let origin: string;
-  const pageProblems: string[] = [];
-  const foreignRequests: string[] = [];
+  let watch: PageWatch;
 
   before(async function () {
     if (!fs.existsSync(path.join(consoleDir, 'dist', 'index.html'))) buildConsole();
@@ -56,30 +50,11 @@ describe('SOC console in Chromium @integration @e2e', function () {
     origin = new URL(testAppliance.appliance.url).origin;
 
     userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'console-e2e-chromium-'));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: chromiumArgs,
-      // The appliance serves a self-signed certificate.
-      ignoreHTTPSErrors: true,
-      viewport: { width: 1360, height: 900 },
-      locale: 'en-US',
-      timezoneId: 'UTC',
-    });
+    context = await launchChromium(userDataDir);
     page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(15_000);
 
-    // CSP violations and script errors show up as console errors, so any of them fails the run.
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !isExpectedFailedRequest(message.text())) {
-        pageProblems.push(message.text());
-      }
-    });
-    page.on('pageerror', (error) => pageProblems.push(error.message));
-    context.on('request', (request) => {
-      const url = request.url();
-      if (!url.startsWith(`${origin}/`) && !url.startsWith('data:')) foreignRequests.push(url);
-    });
+    watch = watchPage(context, page, origin);
   });
 
   after(async function () {
@@ -316,8 +291,8 @@ describe('SOC console in Chromium @integration @e2e', function () {
   });
 
   it('loads nothing from other hosts and breaks no CSP rule', function () {
-    assert.deepEqual(foreignRequests, []);
-    assert.deepEqual(pageProblems, []);
+    assert.deepEqual(watch.foreignRequests, []);
+    assert.deepEqual(watch.pageProblems, []);
   });
 
   async function screenshot(name: string) {
@@ -326,28 +301,6 @@ describe('SOC console in Chromium @integration @e2e', function () {
     await page.screenshot({ path: path.join(screenshotDir, `${name}.png`), fullPage: true });
   }
 });
-
-/**
- * Builds console/dist the way `npm run build:console` does, in a separate Node.js process.
- * NOTE: inside this mocha process, which loads tsx, the Svelte compilation of `.svelte.ts`
- * modules failed with "Unexpected token" at the first `type` import; the cause is not known.
- */
-function buildConsole() {
-  const viteCli = path.join(consoleDir, '..', 'node_modules', 'vite', 'bin', 'vite.js');
-  execFileSync(
-    process.execPath,
-    [viteCli, 'build', '--config', path.join(consoleDir, 'vite.config.ts'), '--logLevel', 'warn'],
-    { stdio: 'inherit' },
-  );
-}
-
-/**
- * Chromium logs every HTTP error response as a console error. The test provokes some on
- * purpose (wrong password, invalid filter, the first session check); those are not problems.
- */
-function isExpectedFailedRequest(text: string): boolean {
-  return /^Failed to load resource: the server responded with a status of (400|401)\b/.test(text);
-}
 
 /** Reloads the alert list until `row` shows, for at most 30 s. */
 async function waitForRow(page: Page, row: Locator) {
@@ -359,27 +312,4 @@ async function waitForRow(page: Page, row: Locator) {
     await page.waitForTimeout(1_000);
     await page.getByTestId('alerts-refresh').click();
   }
-}
-
-async function expectText(locator: Locator, expected: string | RegExp) {
-  await locator.first().waitFor();
-  const deadline = Date.now() + 10_000;
-  let text = '';
-  while (Date.now() < deadline) {
-    text = ((await locator.first().textContent()) ?? '').trim();
-    if (typeof expected === 'string' ? text === expected : expected.test(text)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  assert.fail(`expected ${String(expected)}, the page shows "${text}"`);
-}
-
-async function expectCount(locator: Locator, expected: number) {
-  const deadline = Date.now() + 10_000;
-  let count = 0;
-  while (Date.now() < deadline) {
-    count = await locator.count();
-    if (count === expected) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  assert.fail(`expected ${expected} elements, the page shows ${count}`);
 }

@@ -16,11 +16,37 @@ interface UserResponse {
   user: User;
 }
 
+/**
+ * Response of POST /auth/login for an account with TOTP active: the password was right, and
+ * a short-lived challenge cookie now waits for POST /auth/mfa/verify.
+ */
+export interface MfaChallenge {
+  mfaRequired: true;
+  /** Second factors the appliance accepts, such as `totp` and `recovery_code`. */
+  methods: string[];
+  /** End of the challenge (ISO 8601); after it the user signs in with the password again. */
+  expiresAt: string;
+}
+
+/** The second factor of a sign-in: a code from the authenticator app or a recovery code. */
+export type SecondFactor = { code: string } | { recoveryCode: string };
+
 // A 401 from these endpoints means bad credentials or no session, not an expired one.
 const authOptions = { ignoreUnauthorized: true };
 
-export async function login(username: string, password: string): Promise<User> {
-  const response = await apiPost<UserResponse>('/auth/login', { username, password }, authOptions);
+/** Checks the password; returns the account, or the challenge when a second factor is due. */
+export async function login(username: string, password: string): Promise<User | MfaChallenge> {
+  const response = await apiPost<UserResponse | MfaChallenge>(
+    '/auth/login',
+    { username, password },
+    authOptions,
+  );
+  return 'mfaRequired' in response ? response : response.user;
+}
+
+/** Completes a sign-in that waits for its second factor; the challenge cookie names the account. */
+export async function verifySecondFactor(factor: SecondFactor): Promise<User> {
+  const response = await apiPost<UserResponse>('/auth/mfa/verify', factor, authOptions);
   return response.user;
 }
 

@@ -1,11 +1,22 @@
+import { verifySignInWithSecurityKey } from '../account/webauthn-api';
 import { ApiError, setUnauthorizedHandler } from '../lib/api';
-import { fetchCurrentUser, login, logout, type User } from './auth-api';
+import {
+  fetchCurrentUser,
+  login,
+  logout,
+  verifySecondFactor,
+  type MfaChallenge,
+  type SecondFactor,
+  type User,
+} from './auth-api';
 
 /** Sign-in state of the console. */
 interface SessionState {
   /** `checking` until the first `/auth/me` request has finished. */
   phase: 'checking' | 'signed-out' | 'signed-in';
   user: User | null;
+  /** Set between a correct password and the second factor of an account with TOTP active. */
+  mfaChallenge: MfaChallenge | null;
   /** Information for the sign-in page, such as why the previous session ended. */
   notice: string;
   /** Error of the last session check or sign-out, shown until the next attempt. */
@@ -15,12 +26,14 @@ interface SessionState {
 export const session = $state<SessionState>({
   phase: 'checking',
   user: null,
+  mfaChallenge: null,
   notice: '',
   error: null,
 });
 
 function signedIn(user: User): void {
   session.user = user;
+  session.mfaChallenge = null;
   session.phase = 'signed-in';
   session.notice = '';
   session.error = null;
@@ -28,6 +41,7 @@ function signedIn(user: User): void {
 
 function signedOut(notice = ''): void {
   session.user = null;
+  session.mfaChallenge = null;
   session.phase = 'signed-out';
   session.notice = notice;
 }
@@ -49,10 +63,57 @@ export async function restoreSession(): Promise<void> {
   }
 }
 
-/** Signs in; rejects with the ApiError of the request so the form can show it. */
+/**
+ * Signs in, or opens the second-factor step when the account has TOTP active. Rejects with
+ * the ApiError of the request so the form can show it.
+ */
 export async function signIn(username: string, password: string): Promise<void> {
   session.error = null;
-  signedIn(await login(username, password));
+  const result = await login(username, password);
+  if ('mfaRequired' in result) {
+    session.mfaChallenge = result;
+    session.notice = '';
+    return;
+  }
+  signedIn(result);
+}
+
+/**
+ * Completes the second-factor step. A 401 for an expired or missing challenge returns to the
+ * password step with a notice. A wrong code rejects, so the form can show it.
+ */
+export async function completeSecondFactor(factor: SecondFactor): Promise<void> {
+  await finishSecondFactor(() => verifySecondFactor(factor));
+}
+
+/**
+ * Completes the second-factor step with a security key, which the browser prompts the user
+ * to touch. Rejects like completeSecondFactor, or with the browser's DOMException when cancelled.
+ */
+export async function completeSecondFactorWithSecurityKey(): Promise<void> {
+  await finishSecondFactor(async () => (await verifySignInWithSecurityKey<{ user: User }>()).user);
+}
+
+async function finishSecondFactor(verify: () => Promise<User>): Promise<void> {
+  try {
+    signedIn(await verify());
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401 && !isWrongCode(error)) {
+      signedOut('The sign-in waited too long for its second factor. Sign in again.');
+      return;
+    }
+    throw error;
+  }
+}
+
+/** Leaves the second-factor step and shows the password form again. */
+export function cancelSecondFactor(): void {
+  signedOut();
+}
+
+/** Tells a rejected code (problem type `…/invalid_mfa_code`) from an expired challenge. */
+function isWrongCode(error: ApiError): boolean {
+  return error.problem.type.endsWith('invalid_mfa_code');
 }
 
 /** Re-reads the account after a password change, which clears `mustChangePassword`. */

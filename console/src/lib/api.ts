@@ -38,7 +38,7 @@ export class ApiError extends Error {
   }
 }
 
-type HttpMethod = 'GET' | 'POST' | 'PATCH';
+type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** Options of one API request. */
 export interface RequestOptions {
@@ -115,8 +115,16 @@ export function apiPost<T>(path: string, body?: unknown, options?: RequestOption
   return apiRequest<T>('POST', path, body, options);
 }
 
+export function apiPut<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
+  return apiRequest<T>('PUT', path, body, options);
+}
+
 export function apiPatch<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
   return apiRequest<T>('PATCH', path, body, options);
+}
+
+export function apiDelete(path: string, options?: RequestOptions): Promise<void> {
+  return apiRequest<void>('DELETE', path, undefined, options);
 }
 
 /** Appends the non-empty parameters to a path as a query string. */

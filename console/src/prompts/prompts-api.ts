@@ -1,4 +1,5 @@
 import { apiGet, apiPost, segment, withQuery, type Id } from '../lib/api';
+import type { Classification } from '../access/access-api';
 
 export interface Folder {
   id: Id;
@@ -17,6 +18,9 @@ export interface PromptSummary {
   createdAt: string;
   updatedAt: string;
   tags: string[];
+  /** Project whose key wraps the prompt's data key, or null for a prompt in no project. */
+  projectId: string | null;
+  classification: Classification;
 }
 
 /** A version as listed, without its body. */
@@ -44,6 +48,8 @@ export interface NewPrompt {
   folderId?: Id;
   description?: string;
   tags?: string[];
+  /** The appliance stores `internal` when left out. */
+  classification?: Classification;
 }
 
 export interface NewVersion {
