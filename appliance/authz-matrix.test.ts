@@ -151,6 +151,7 @@ const matrix: Record<string, Rule> = {
   'POST /projects/:id/key/revoke': adminOnly,
   'POST /projects/:id/key/restore': adminOnly,
   'POST /projects/:id/key/rotate': adminOnly,
+  'PUT /projects/:id/key/minimum-version': adminOnly,
   'GET /alerts': rule(['admin', 'analyst', 'auditor']),
   'GET /alerts/:id': rule(['admin', 'analyst', 'auditor']),
   'GET /alerts/:id/events': rule(['admin', 'analyst', 'auditor']),

@@ -9,6 +9,7 @@ import type { RotationProgress, RotationRecord } from '../keys/rotation-records'
 import type { RewrapOptions } from '../keys/rewrap-job';
 import { auditedCommit } from '../keys/rotation-schedule';
 import { openTenants } from '../tenants';
+import { setTenantMinimumVersion } from '../tenants/key-retirement';
 import { CliError, exitCodes } from './exit-codes';
 import { openLocalAppliance, type LocalAppliance } from './local-appliance';
 
@@ -102,16 +103,24 @@ export function registerKeysCommand(program: Command): Command {
   keys
     .command('retire')
     .description(
-      'Set the minimum decryption version: versions below it are retired and open nothing. Rejected while data keys remain under them.',
+      "Set the minimum decryption version of the master key, or with --project of that project's tenant key: versions below it are retired and open nothing. Rejected while data keys remain under them.",
     )
-    .requiredOption('--minimum-version <version>', 'lowest master key version that still unwraps')
-    .action(async (options: { minimumVersion: string }) => {
+    .requiredOption(
+      '--minimum-version <version>',
+      'lowest key version that still unwraps, a whole number of at least 1',
+    )
+    .option('--project <id>', "retire versions of this customer-keyed project's tenant key")
+    .action(async (options: { minimumVersion: string; project?: string }) => {
       const minimum = Number(options.minimumVersion);
       if (!Number.isInteger(minimum) || minimum < 1) {
         throw new CliError(
           `--minimum-version must be a whole number of at least 1, not "${options.minimumVersion}"`,
           exitCodes.usage,
         );
+      }
+      if (options.project !== undefined) {
+        await retireProjectVersions(requireProjectId(options.project), minimum);
+        return;
       }
       await withRotation(async (local, rotation, operator) => {
         const versions = await auditedCommit(
@@ -174,12 +183,7 @@ async function rotateProject(
   batchSize: number,
   options: RewrapCommandOptions,
 ): Promise<void> {
-  if (!uuidPattern.test(projectId)) {
-    throw new CliError(
-      `--project must be a project id (UUID) from GET /api/v1/projects, not "${projectId}"`,
-      exitCodes.usage,
-    );
-  }
+  requireProjectId(projectId);
   await withRotation(async (local, _rotation, operator) => {
     const tenants = await openTenants(local.config, local.database, local.keys, undefined, {
       resume: false,
@@ -197,6 +201,38 @@ async function rotateProject(
       tenants.close();
     }
   });
+}
+
+/**
+ * Retires the tenant key versions of `projectId` below `minimum`. It changes
+ * only the database, so it needs no login to the customer token, and the
+ * running appliance applies it at the next read.
+ */
+async function retireProjectVersions(projectId: string, minimum: number): Promise<void> {
+  await withRotation(async (local, _rotation, operator) => {
+    // The result's id becomes the audit record's resource id: the project.
+    const { versions } = await auditedCommit(
+      local.database,
+      local.audit,
+      operator,
+      'projects.key.retire',
+      'tenant-key',
+    )(async (transaction) => ({
+      id: projectId,
+      versions: await setTenantMinimumVersion(local.database, projectId, minimum, transaction),
+    }));
+    for (const version of versions) console.log(`v${version.version}  ${version.state}`);
+  });
+}
+
+function requireProjectId(projectId: string): string {
+  if (!uuidPattern.test(projectId)) {
+    throw new CliError(
+      `--project must be a project id (UUID) from GET /api/v1/projects, not "${projectId}"`,
+      exitCodes.usage,
+    );
+  }
+  return projectId;
 }
 
 /** Opens the local appliance, runs `work`, maps API problems and HSM errors to exit codes, and closes. */

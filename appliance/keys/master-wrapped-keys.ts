@@ -2,6 +2,7 @@ import { QueryTypes, type Transaction } from 'sequelize';
 
 import type { KeyProvider } from '../../hsm/key-provider';
 import type { Database } from '../platform/database';
+import { logger } from '../platform/logger';
 
 /**
  * A table of data keys that the master key wraps outside prompt_data_keys.
@@ -15,6 +16,12 @@ export interface MasterWrappedTable {
   table: string;
   idColumn: string;
   wrappedColumn: string;
+  /**
+   * Rewrap policy for a row under a master key that key_versions does not
+   * record: `fail` stops the rotation, and `delete` removes the row, for
+   * keys that the appliance makes again on demand.
+   */
+  unrecorded: 'fail' | 'delete';
 }
 
 /** TOTP data keys, one per user with an authenticator. */
@@ -23,6 +30,7 @@ export const totpDataKeys: MasterWrappedTable = {
   table: 'user_totp',
   idColumn: 'user_id',
   wrappedColumn: 'wrapped_key',
+  unrecorded: 'fail',
 };
 
 /** Data keys that seal the OAuth access token signing keys, one per key id. */
@@ -31,6 +39,9 @@ export const signingDataKeys: MasterWrappedTable = {
   table: 'oauth_signing_keys',
   idColumn: 'kid',
   wrappedColumn: 'wrapped_data_key',
+  // Such a key came from another token, such as in a restore by an older
+  // release. It opens nowhere, and the next token request generates a new pair.
+  unrecorded: 'delete',
 };
 
 /** Every table that a master key rotation rewraps after the prompt data keys. */
@@ -58,8 +69,9 @@ export async function countMasterWrappedBelow(
 /**
  * Rewraps every key of `source` not yet under the rotation's master key
  * version, inside the token. The unwrap key is the stored URI once
- * key_versions is found to record it, so a row naming an unrecorded key
- * stops the rotation. Returns the number of keys moved.
+ * key_versions is found to record it. A row naming an unrecorded key stops
+ * the rotation or is deleted, as `source.unrecorded` sets. Returns the
+ * number of keys moved or deleted.
  */
 export async function rewrapMasterWrappedKeys(
   database: Database,
@@ -82,9 +94,15 @@ export async function rewrapMasterWrappedKeys(
 
   for (const row of rows) {
     if (row.version === null) {
-      throw new Error(
-        `the ${source.label} ${row.id} names the master key ${row.master_key_uri}, which key_versions does not record`,
+      const message = `the ${source.label} ${row.id} names the master key ${row.master_key_uri}, which key_versions does not record`;
+      if (source.unrecorded === 'fail') throw new Error(message);
+
+      await database.sequelize.query(
+        `DELETE FROM ${source.table} WHERE ${source.idColumn} = :id AND master_key_uri = :from`,
+        { transaction, replacements: { id: row.id, from: row.master_key_uri } },
       );
+      logger.warn({ table: source.table, id: row.id }, `${message}; row deleted by the rewrap`);
+      continue;
     }
     const rewrapped = keys.rewrapDataKey(
       Buffer.from(row.wrapped),

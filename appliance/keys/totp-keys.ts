@@ -16,6 +16,10 @@ function escrowBinding(userId: string): [string, number] {
   return [`totp:${userId}`, 1];
 }
 
+/** Keeps the user_totp rows (alias t) without an escrow row under :fingerprint. */
+const unescrowedJoin = `LEFT JOIN totp_escrow e ON e.user_id = t.user_id AND e.recovery_fingerprint = :fingerprint
+     WHERE e.user_id IS NULL`;
+
 /**
  * Wraps a new TOTP data key under the active master key version, read in
  * the caller's write transaction so a rotation committed meanwhile cannot
@@ -43,6 +47,61 @@ export async function escrowTotpDataKey(
 ): Promise<void> {
   const recovery = await readRecoveryKey(database, transaction);
   if (recovery) await saveEscrow(database, recovery, userId, dataKey, transaction);
+}
+
+/**
+ * Escrows every TOTP data key that has no escrow copy under `recovery`,
+ * such as those enrolled before the recovery key existed or escrowed under
+ * a replaced one. Each key is unwrapped by the HSM into process memory,
+ * sealed to the recovery public key and overwritten. Runs in the caller's
+ * write transaction, so an HSM failure escrows nothing. Throws for a key
+ * under a master key that key_versions does not record. Returns the count.
+ */
+export async function escrowMissingTotpKeys(
+  database: Database,
+  keys: KeyProvider,
+  recovery: RecoveryKeyRecord,
+  transaction: Transaction,
+): Promise<number> {
+  const rows = await database.sequelize.query<{
+    user_id: string;
+    wrapped_key: Buffer;
+    master_key_uri: string;
+    version: number | null;
+  }>(
+    `SELECT t.user_id, t.wrapped_key, t.master_key_uri, v.version FROM user_totp t
+     LEFT JOIN key_versions v ON v.key_uri = t.master_key_uri
+     ${unescrowedJoin} ORDER BY t.user_id`,
+    { type: QueryTypes.SELECT, transaction, replacements: { fingerprint: recovery.fingerprint } },
+  );
+
+  for (const row of rows) {
+    if (row.version === null && row.master_key_uri !== keys.masterKeyUri) {
+      throw new Error(
+        `the TOTP data key of user ${row.user_id} names the master key ${row.master_key_uri}, which key_versions does not record`,
+      );
+    }
+    const dataKey = keys.unwrapDataKey(Buffer.from(row.wrapped_key), row.master_key_uri);
+    try {
+      await saveEscrow(database, recovery, row.user_id, dataKey, transaction);
+    } finally {
+      dataKey.fill(0);
+    }
+  }
+  return rows.length;
+}
+
+/** Counts the TOTP data keys with no escrow copy under the recovery key `fingerprint`. */
+export async function countUnescrowedTotpKeys(
+  database: Database,
+  fingerprint: string,
+  transaction?: Transaction,
+): Promise<number> {
+  const rows = await database.sequelize.query<{ count: number }>(
+    `SELECT COUNT(*) AS count FROM user_totp t ${unescrowedJoin}`,
+    { type: QueryTypes.SELECT, transaction, replacements: { fingerprint } },
+  );
+  return rows[0]?.count ?? 0;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
 } from '../platform/database-key';
 import { readState } from '../platform/state';
 import { RecoveryInputError } from './errors';
+import { countUnescrowedTotpKeys } from '../keys/totp-keys';
 import { countUnescrowed, readRecoveryKey } from './escrow';
 import { auditEntry, type RecoveryContext } from './init';
 import { sealDatabaseKey } from './recovery-key';
@@ -28,7 +29,7 @@ export interface BackupManifest {
     shareCount: number;
     custodians: string[];
   } | null;
-  /** Data keys in the copy that have no escrow row; they cannot be restored with shares. */
+  /** Prompt and TOTP data keys in the copy that have no escrow row; they cannot be restored with shares. */
   unescrowedDataKeys: number;
   /** Head of the audit chain in the copy, sealed by the `recovery.restore` record. */
   auditHead: { seq: number; hash: string };
@@ -149,7 +150,10 @@ async function readCopy(
             custodians: recovery.custodians,
           }
         : null,
-      unescrowedDataKeys: recovery ? await countUnescrowed(copy, recovery.fingerprint) : 0,
+      unescrowedDataKeys: recovery
+        ? (await countUnescrowed(copy, recovery.fingerprint)) +
+          (await countUnescrowedTotpKeys(copy, recovery.fingerprint))
+        : 0,
       auditHead: head ? (JSON.parse(head) as BackupManifest['auditHead']) : { seq: 0, hash: '' },
       ...(wrapped && key
         ? {

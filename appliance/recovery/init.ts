@@ -1,11 +1,19 @@
 import crypto from 'node:crypto';
 
+import type { Transaction } from 'sequelize';
+
 import type { KeyProvider } from '../../hsm/key-provider';
 import type { AuditEntry } from '../audit/trail';
 import type { AuditTrail } from '../audit/trail';
 import type { Database } from '../platform/database';
 import { RecoveryInputError } from './errors';
-import { escrowMissingDataKeys, readRecoveryKey, saveRecoveryKey } from './escrow';
+import { escrowMissingTotpKeys } from '../keys/totp-keys';
+import {
+  escrowMissingDataKeys,
+  readRecoveryKey,
+  saveRecoveryKey,
+  type RecoveryKeyRecord,
+} from './escrow';
 import { RecoveryKey } from './recovery-key';
 import { splitRecoveryKey } from './shares';
 
@@ -28,6 +36,7 @@ export interface InitOptions {
 export interface InitResult {
   fingerprint: string;
   shares: { custodian: string; share: string }[];
+  /** Count of prompt and TOTP data keys escrowed under the new key. */
   escrowed: number;
 }
 
@@ -37,8 +46,8 @@ const maxShares = 255;
 
 /**
  * Makes a new recovery key in memory, splits it among the custodians, stores
- * its fingerprint and public key, and escrows every data key under it, all in
- * one write with its audit records. The shares are returned for printing
+ * its fingerprint and public key, and escrows every prompt and TOTP data key
+ * under it, all in one write with its audit records. The shares are returned for printing
  * once; neither they nor the key are stored.
  */
 export async function initRecovery(
@@ -71,12 +80,7 @@ export async function initRecovery(
         );
       }
       await saveRecoveryKey(context.database, record, transaction);
-      const count = await escrowMissingDataKeys(
-        context.database,
-        context.keys,
-        record,
-        transaction,
-      );
+      const count = await escrowMissing(context, record, transaction);
 
       const reason = `recovery key ${record.fingerprint.slice(0, 8)}: ${options.threshold} of ${options.custodians.length} shares for ${options.custodians.join(', ')}${existing ? `; replaced ${existing.fingerprint.slice(0, 8)}` : ''}`;
       await context.audit.append(
@@ -84,10 +88,10 @@ export async function initRecovery(
         transaction,
       );
       await context.audit.append(
-        auditEntry(context, 'recovery.escrow', record.fingerprint, `${count} data keys escrowed`),
+        auditEntry(context, 'recovery.escrow', record.fingerprint, escrowNote(count)),
         transaction,
       );
-      return count;
+      return count.prompts + count.totp;
     });
 
     return {
@@ -103,7 +107,10 @@ export async function initRecovery(
   }
 }
 
-/** Escrows the data keys that have no escrow row yet; needs no shares, only the stored public key. */
+/**
+ * Escrows the prompt and TOTP data keys that have no escrow row yet; needs
+ * no shares, only the stored public key. Returns how many it escrowed.
+ */
 export async function syncEscrow(context: RecoveryContext): Promise<number> {
   return context.database.write(async (transaction) => {
     const record = await readRecoveryKey(context.database, transaction);
@@ -112,13 +119,32 @@ export async function syncEscrow(context: RecoveryContext): Promise<number> {
         'no recovery key exists yet; run `appliancectl recovery init --custodian NAME ... --threshold K` first',
       );
     }
-    const count = await escrowMissingDataKeys(context.database, context.keys, record, transaction);
+    const count = await escrowMissing(context, record, transaction);
     await context.audit.append(
-      auditEntry(context, 'recovery.escrow', record.fingerprint, `${count} data keys escrowed`),
+      auditEntry(context, 'recovery.escrow', record.fingerprint, escrowNote(count)),
       transaction,
     );
-    return count;
+    return count.prompts + count.totp;
   });
+}
+
+/**
+ * Escrows the prompt data keys and the TOTP data keys that have no escrow
+ * copy under `record`. TOTP keys enrolled before the recovery key existed
+ * have none, and without it a restore deletes their authenticators.
+ */
+async function escrowMissing(
+  context: RecoveryContext,
+  record: RecoveryKeyRecord,
+  transaction: Transaction,
+): Promise<{ prompts: number; totp: number }> {
+  const prompts = await escrowMissingDataKeys(context.database, context.keys, record, transaction);
+  const totp = await escrowMissingTotpKeys(context.database, context.keys, record, transaction);
+  return { prompts, totp };
+}
+
+function escrowNote(count: { prompts: number; totp: number }): string {
+  return `${count.prompts + count.totp} data keys escrowed (${count.totp} of them TOTP)`;
 }
 
 export function auditEntry(

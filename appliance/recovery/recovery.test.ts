@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { QueryTypes } from 'sequelize';
 
 import { runAppliancectl as appliancectl } from '../testing/appliancectl';
@@ -13,7 +14,7 @@ import { loadConfig, type ApplianceConfig } from '../platform/config';
 import { isPlainSqlite } from '../platform/database-encryption';
 import { databaseKeyFileOf, readDatabaseKeyRecord } from '../platform/database-key';
 import { startAppliance, type RunningAppliance } from '../runtime';
-import { ApiClient } from '../testing/api-client';
+import { ApiClient, type ApiResponse } from '../testing/api-client';
 import {
   adminTestPassword,
   sharedTokenEnv,
@@ -91,6 +92,13 @@ describe('recovery shares and escrow', () => {
   });
 });
 
+/** Sign-in data of a user with a TOTP authenticator. */
+interface TotpUser {
+  username: string;
+  password: string;
+  secret: string;
+}
+
 describe('recovery drill: backup, shares and a fresh token @integration', function () {
   this.timeout(180_000);
 
@@ -104,7 +112,11 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
   let applianceB: RunningAppliance | undefined;
   let config: ApplianceConfig;
   /** A user of appliance A with an active TOTP authenticator, enrolled after `recovery init`. */
-  let totpUser: { username: string; password: string; secret: string };
+  let totpUser: TotpUser;
+  /** A user who enrolled TOTP before `recovery init`, so only init can escrow the key. */
+  let earlyTotpUser: TotpUser;
+  /** An OAuth client of appliance A and the key id that signed its token there. */
+  let oauthClient: { clientId: string; clientSecret: string; kid: string };
 
   /** Computes a TOTP code with oathtool (RFC 6238, SHA-1, 6 digits, 30 s), `offsetSeconds` from now. */
   function oathtoolCode(secret: string, offsetSeconds = 0): string {
@@ -112,6 +124,57 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
     return execFileSync('oathtool', ['--totp', '-b', '-N', `@${at}`, secret], {
       encoding: 'utf8',
     }).trim();
+  }
+
+  /** Creates a user of appliance A with `role` and enrols and confirms a TOTP authenticator. */
+  async function enrolTotpUser(role: 'author' | 'analyst'): Promise<TotpUser> {
+    const user = await applianceA.userWithRole(role);
+    const enrolment = await user.client.post('/auth/mfa/totp/enroll');
+    assert.equal(enrolment.status, 201, JSON.stringify(enrolment.body));
+    const secret = enrolment.body.secret as string;
+    const confirmed = await user.client.post('/auth/mfa/totp/confirm', {
+      code: oathtoolCode(secret),
+    });
+    assert.equal(confirmed.status, 200, JSON.stringify(confirmed.body));
+    return { username: user.username, password: user.password, secret };
+  }
+
+  /** Signs `user` in to appliance B with the password and then a TOTP code from oathtool. */
+  async function signInWithTotp(user: TotpUser): Promise<ApiResponse> {
+    const client = new ApiClient(
+      applianceB!.url,
+      fs.readFileSync(path.join(config.tlsDir, 'appliance.crt')),
+    );
+    const passwordStep = await client.post('/auth/login', {
+      username: user.username,
+      password: user.password,
+    });
+    assert.equal(passwordStep.body.mfaRequired, true, JSON.stringify(passwordStep.body));
+    const challenge = [passwordStep.headers['set-cookie'] ?? []]
+      .flat()
+      .find((line) => line.startsWith(`${mfaChallengeCookieName}=`));
+    // The next time step, because appliance A already accepted a code of the current one.
+    return client.request(
+      'POST',
+      '/auth/mfa/verify',
+      { code: oathtoolCode(user.secret, 30) },
+      { cookie: challenge?.split(';')[0] ?? '' },
+    );
+  }
+
+  /** Requests a client credentials token from `client` with HTTP Basic client authentication. */
+  function requestClientToken(client: ApiClient): Promise<ApiResponse> {
+    const encode = (text: string) => encodeURIComponent(text).replace(/%20/g, '+');
+    const credentials = `${encode(oauthClient.clientId)}:${encode(oauthClient.clientSecret)}`;
+    return client.request(
+      'POST',
+      '/oauth/token',
+      new URLSearchParams({ grant_type: 'client_credentials' }).toString(),
+      {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(credentials).toString('base64')}`,
+      },
+    );
   }
 
   /** Env of a machine B: an empty data dir and a token of its own (new master key). */
@@ -137,6 +200,12 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
       assert.equal(created.status, 201, JSON.stringify(created.body));
       promptIds.push(created.body.id);
     }
+    earlyTotpUser = await enrolTotpUser('analyst');
+    const escrowed = await applianceA.appliance.database.sequelize.query(
+      'SELECT user_id FROM totp_escrow',
+      { type: QueryTypes.SELECT },
+    );
+    assert.equal(escrowed.length, 0, 'no recovery key exists yet, so nothing is escrowed');
   });
 
   after(async function () {
@@ -191,7 +260,16 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
       envA,
     );
     assert.equal(run.code, exitCodes.ok, run.stderr);
-    assert.match(run.stdout, /2 of 3 shares restore it; 1 data keys escrowed/);
+    // One prompt data key and the TOTP data key of the user who enrolled before init.
+    assert.match(run.stdout, /2 of 3 shares restore it; 2 data keys escrowed/);
+    const totpEscrow = await applianceA.appliance.database.sequelize.query<{ username: string }>(
+      'SELECT u.username FROM totp_escrow e JOIN users u ON u.id = e.user_id',
+      { type: QueryTypes.SELECT },
+    );
+    assert.deepEqual(
+      totpEscrow.map((row) => row.username),
+      [earlyTotpUser.username],
+    );
     shares = Object.fromEntries(
       [...run.stdout.matchAll(/^\s+(alice|bob|carol)\s+(prs1-\S+)$/gm)].map((m) => [m[1], m[2]]),
     );
@@ -212,21 +290,27 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
   });
 
   it('escrows a TOTP key at enrolment', async () => {
-    const user = await applianceA.userWithRole('author');
-    const enrolment = await user.client.post('/auth/mfa/totp/enroll');
-    assert.equal(enrolment.status, 201, JSON.stringify(enrolment.body));
-    const secret = enrolment.body.secret as string;
-    const confirmed = await user.client.post('/auth/mfa/totp/confirm', {
-      code: oathtoolCode(secret),
-    });
-    assert.equal(confirmed.status, 200, JSON.stringify(confirmed.body));
-    totpUser = { username: user.username, password: user.password, secret };
+    totpUser = await enrolTotpUser('author');
 
     const escrowed = await applianceA.appliance.database.sequelize.query(
       'SELECT user_id FROM totp_escrow',
       { type: QueryTypes.SELECT },
     );
-    assert.equal(escrowed.length, 1);
+    assert.equal(escrowed.length, 2);
+  });
+
+  it('issues an OAuth token before the backup', async () => {
+    const admin = await applianceA.admin();
+    const registered = await admin.post('/oauth/clients', {
+      name: 'drill-client',
+      permissions: ['users:read'],
+    });
+    assert.equal(registered.status, 201, JSON.stringify(registered.body));
+    oauthClient = { ...(registered.body as { clientId: string; clientSecret: string }), kid: '' };
+
+    const token = await requestClientToken(applianceA.anonymous());
+    assert.equal(token.status, 200, JSON.stringify(token.body));
+    oauthClient.kid = String(decodeProtectedHeader(token.body.access_token as string).kid);
   });
 
   it('escrows new prompts, then backs up', async () => {
@@ -382,26 +466,28 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
     assert.equal(restore.length, 1);
     assert.match(restore[0].reason, /sealed old chain head seq \d+ hash [0-9a-f]{64}/);
 
-    // The TOTP key was rewrapped from its escrow, so token B checks an oathtool code.
-    const mfaLogin = await new ApiClient(
+    // Both TOTP keys were rewrapped from their escrow, so token B checks oathtool codes:
+    // the one escrowed at enrolment and the one that `recovery init` escrowed.
+    const totpStep = await signInWithTotp(totpUser);
+    assert.equal(totpStep.status, 200, JSON.stringify(totpStep.body));
+    const earlyStep = await signInWithTotp(earlyTotpUser);
+    assert.equal(earlyStep.status, 200, JSON.stringify(earlyStep.body));
+
+    // Token A's OAuth signing key is dropped, so B signs with a new key pair of its own.
+    const anonymousB = new ApiClient(
       applianceB.url,
       fs.readFileSync(path.join(config.tlsDir, 'appliance.crt')),
     );
-    const passwordStep = await mfaLogin.post('/auth/login', {
-      username: totpUser.username,
-      password: totpUser.password,
-    });
-    assert.equal(passwordStep.body.mfaRequired, true, JSON.stringify(passwordStep.body));
-    const challenge = [passwordStep.headers['set-cookie'] ?? []]
-      .flat()
-      .find((line) => line.startsWith(`${mfaChallengeCookieName}=`));
-    const totpStep = await mfaLogin.request(
-      'POST',
-      '/auth/mfa/verify',
-      { code: oathtoolCode(totpUser.secret, 30) },
-      { cookie: challenge?.split(';')[0] ?? '' },
+    const token = await requestClientToken(anonymousB);
+    assert.equal(token.status, 200, JSON.stringify(token.body));
+    const jwks = await anonymousB.get('/oauth/jwks');
+    const { protectedHeader } = await jwtVerify(
+      token.body.access_token as string,
+      createLocalJWKSet(jwks.body),
+      { algorithms: ['EdDSA'] },
     );
-    assert.equal(totpStep.status, 200, JSON.stringify(totpStep.body));
+    assert.notEqual(protectedHeader.kid, oauthClient.kid);
+    assert.equal(jwks.body.keys.length, 1);
 
     // verify-audit checks the old records' links up to the sealed head and
     // token B's HMACs from the recovery.restore record on (docs/recovery.md).

@@ -9,6 +9,7 @@ import { recordFirstMasterKeyVersion } from '../keys/master-key-versions';
 import { restoreTotpKeysFromEscrow } from '../keys/totp-keys';
 import type { ApplianceConfig } from '../platform/config';
 import { openDatabase, type Database } from '../platform/database';
+import { logger } from '../platform/logger';
 import {
   databaseKeyFileOf,
   wrapDatabaseKey,
@@ -109,6 +110,7 @@ export async function restoreBackup(
       const count = await rewrapFromEscrow(database!, keys!, recoveryKey, transaction);
       await restoreTotpKeysFromEscrow(database!, keys!, recoveryKey, transaction);
       await resetMasterKeyRecords(database!, keys!, transaction);
+      await dropSigningKeys(database!, transaction);
 
       const sealed = { ...manifest.auditHead, backupSha256: manifest.database.sha256 };
       await writeState(
@@ -269,6 +271,26 @@ async function resetMasterKeyRecords(
      WHERE state = 'running'`,
     { transaction, replacements: { now: new Date().toISOString() } },
   );
+}
+
+/**
+ * Deletes the OAuth access token signing keys. Their data keys are wrapped
+ * by token A's master key and have no escrow, so token B cannot open them,
+ * and the first token request on B generates a new key pair. Access tokens
+ * that A signed then fail verification, and clients request new ones with
+ * their client secret or refresh token.
+ */
+async function dropSigningKeys(database: Database, transaction: Transaction): Promise<void> {
+  const dropped = await database.sequelize.query<{ kid: string }>(
+    'DELETE FROM oauth_signing_keys RETURNING kid',
+    { type: QueryTypes.SELECT, transaction },
+  );
+  if (dropped.length) {
+    logger.info(
+      { kids: dropped.map((row) => row.kid) },
+      'OAuth signing keys of the backup dropped by restore',
+    );
+  }
 }
 
 function removeDatabaseFiles(file: string): void {

@@ -11,10 +11,10 @@ import {
 /**
  * Sets the minimum decryption version of a project's tenant key: versions
  * below it become retired, and a data key still under one opens nothing.
- * Rejected with 404 for an unknown project, 409 for a project under the
- * appliance master key, 400 above the active version or below a version
- * already retired, and 409 while any data key of the project is still
- * wrapped under a version below `minimum`. Retired keys stay on the
+ * Rejected with 404 for an unknown project and 409 for a project under the
+ * appliance master key. Rejected with 400 above the active version or below
+ * a version already retired, and with 409 while any data key of the project
+ * is still wrapped under a version below `minimum`. Retired keys stay on the
  * customer token, so a later rotation can still rewrap a data key that a
  * backup restore brought back. Runs in the caller's write transaction.
  */
@@ -27,7 +27,8 @@ export async function setTenantMinimumVersion(
   await requireCustomerProject(database, projectId, transaction);
   const versions = await listTenantKeyVersions(database, projectId, transaction);
   const active = versions.find((version) => version.state === 'active');
-  if (!active) throw new Error(`project_key_versions has no active version for project ${projectId}`);
+  if (!active)
+    throw new Error(`project_key_versions has no active version for project ${projectId}`);
 
   if (minimum > active.version) {
     throw problems.invalidRequest('The minimum decryption version is invalid.', [

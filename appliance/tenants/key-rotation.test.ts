@@ -67,6 +67,32 @@ async function tenantItems(admin: ApiClient, projectId: string): Promise<KeyInve
   );
 }
 
+/**
+ * Opens a second tenant domain on the running appliance's database and
+ * rotates the key of `projectId` with it, without starting the rewrap, so
+ * the test drives the rewrap batch by batch. The caller stops and closes
+ * the domain.
+ */
+async function rotateInSecondDomain(test: TestAppliance, projectId: string) {
+  const running = test.appliance;
+  const tenants = await openTenants(running.config, running.database, running.keys, undefined, {
+    resume: false,
+  });
+  const commit = <T>(work: (transaction: Transaction) => Promise<T>) =>
+    running.database.write(work);
+  try {
+    const record = await tenants.rotation.rotate(
+      projectId,
+      { trigger: 'cli', actor: 'cli:test' },
+      commit,
+    );
+    return { tenants, record };
+  } catch (error) {
+    tenants.close();
+    throw error;
+  }
+}
+
 describe('tenant key rotation @integration', function () {
   this.timeout(60_000);
 
@@ -230,19 +256,8 @@ describe('tenant key rotation @integration', function () {
       assert.equal(created.status, 201, JSON.stringify(created.body));
     }
 
-    // A second tenant domain on the same database, whose rewrap the test drives batch by batch.
-    const running = test.appliance;
-    const tenants = await openTenants(running.config, running.database, running.keys, undefined, {
-      resume: false,
-    });
-    const commit = <T>(work: (transaction: Transaction) => Promise<T>) =>
-      running.database.write(work);
+    const { tenants, record } = await rotateInSecondDomain(test, project.id);
     try {
-      const record = await tenants.rotation.rotate(
-        project.id,
-        { trigger: 'cli', actor: 'cli:test' },
-        commit,
-      );
       const partial = await tenants.rotation.rewrap(record.id, { batchSize: 1, maxBatches: 1 });
       assert.equal(partial.state, 'running');
       assert.equal(partial.done, 1);
@@ -293,5 +308,173 @@ describe('tenant key rotation @integration', function () {
     const bad = await runAppliancectl(['keys', 'rotate', '--project', 'p1'], env);
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /--project must be a project id/);
+  });
+  it('minimum version waits for the rewrap', async () => {
+    const project = await createCustomerProject(test, admin, 'retire versions');
+    const promptIds: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const created = await admin.post('/prompts', {
+        title: `Retire ${i}`,
+        body: `retire body ${i}`,
+        projectId: project.id,
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      promptIds.push(created.body.id);
+    }
+    const route = `/projects/${project.id}/key/minimum-version`;
+
+    // The test drives the rewrap, so data keys stay under v1 until it finishes it.
+    const running = test.appliance;
+    const { tenants, record } = await rotateInSecondDomain(test, project.id);
+    try {
+      await tenants.rotation.rewrap(record.id, { batchSize: 1, maxBatches: 1 });
+
+      const early = await admin.request('PUT', route, { minimumVersion: 2 });
+      assert.equal(early.status, 409, JSON.stringify(early.body));
+      assert.match(early.body.detail, /2 data keys are still wrapped under them/);
+      const unchanged = await tenantItems(admin, project.id);
+      assert.deepEqual(
+        unchanged.map((item) => item.state),
+        ['decrypt-only', 'active'],
+      );
+
+      const finished = await tenants.rotation.rewrap(record.id);
+      assert.equal(finished.state, 'completed');
+
+      const retired = await admin.request('PUT', route, { minimumVersion: 2 });
+      assert.equal(retired.status, 200, JSON.stringify(retired.body));
+      assert.equal(retired.body.minimumVersion, 2);
+      assert.deepEqual(
+        retired.body.items.map((item: { version: number; state: string }) => [
+          item.version,
+          item.state,
+        ]),
+        [
+          [1, 'retired'],
+          [2, 'active'],
+        ],
+      );
+      assert.ok(retired.body.items[0].retiredAt, 'retiredAt is set');
+
+      const items = await tenantItems(admin, project.id);
+      assert.deepEqual(
+        items.map((item) => [item.keyVersion, item.state, item.dependents.count]),
+        [
+          [1, 'retired', 0],
+          [2, 'active', 3],
+        ],
+      );
+      assert.equal(
+        (await admin.get(`/prompts/${promptIds[0]}`)).body.version.body,
+        'retire body 0',
+      );
+
+      // Stands for a restored backup: the data key of one prompt wrapped under v1 again.
+      const [row] = await running.database.sequelize.query<{ wrapped_key: Buffer }>(
+        'SELECT wrapped_key FROM project_data_keys WHERE prompt_id = :id',
+        { type: QueryTypes.SELECT, replacements: { id: promptIds[1] } },
+      );
+      const dataKey = tenants.projects.unwrap(
+        project.id,
+        record.keyUri,
+        Buffer.from(row.wrapped_key),
+      );
+      const underV1 = tenants.projects.wrap(project.id, project.keyUri, dataKey);
+      dataKey.fill(0);
+      await running.database.sequelize.query(
+        `UPDATE project_data_keys SET wrapped_key = :wrapped, tenant_key_version = 1,
+           tenant_key_uri = :uri WHERE prompt_id = :id`,
+        { replacements: { wrapped: underV1, uri: project.keyUri, id: promptIds[1] } },
+      );
+
+      const refused = await admin.get(`/prompts/${promptIds[1]}`);
+      assert.equal(refused.status, 409, JSON.stringify(refused.body));
+      assert.equal(refused.body.type, 'urn:prompt-bank-appliance:problem:tenant_key_retired');
+      assert.match(refused.body.detail, /version 1 of the tenant key/);
+    } finally {
+      await tenants.rotation.stop();
+      tenants.close();
+    }
+
+    // A new rotation rewraps the restored key, and the CLI retires v2.
+    const rotated = await admin.post(`/projects/${project.id}/key/rotate`);
+    assert.equal(rotated.status, 202, JSON.stringify(rotated.body));
+    assert.equal(rotated.body.total, 3);
+    assert.equal((await waitForRotation(admin, rotated.body.id)).state, 'completed');
+    assert.equal((await admin.get(`/prompts/${promptIds[1]}`)).body.version.body, 'retire body 1');
+
+    const env = { ...sharedTokenEnv(), APPLIANCE_DATA_DIR: test.dataDir };
+    const run = await runAppliancectl(
+      ['keys', 'retire', '--project', project.id, '--minimum-version', '3'],
+      env,
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^v2 {2}retired$/m);
+    assert.match(run.stdout, /^v3 {2}active$/m);
+
+    const audited = await test.appliance.database.sequelize.query<{
+      outcome: string;
+      actor_username: string;
+    }>(
+      `SELECT outcome, actor_username FROM audit_records
+       WHERE action = 'projects.key.retire' AND resource_id = :id ORDER BY seq`,
+      { type: QueryTypes.SELECT, replacements: { id: project.id } },
+    );
+    assert.deepEqual(
+      audited.map((entry) => entry.outcome),
+      ['failure', 'success', 'success'],
+    );
+    assert.match(audited[2].actor_username, /^cli:/);
+  });
+
+  it('minimum version rejects bad input', async () => {
+    const project = await createCustomerProject(test, admin, 'retire input');
+    const route = `/projects/${project.id}/key/minimum-version`;
+    const cases: [unknown, number, string][] = [
+      [{ minimumVersion: 0 }, 400, 'must be a whole number of at least 1'],
+      [{ minimumVersion: 'two' }, 400, 'must be a whole number of at least 1'],
+      [{ minimumVersion: 1.5 }, 400, 'must be a whole number of at least 1'],
+      [{ minimumVersion: 2 }, 400, 'must be at most the active tenant key version 1'],
+      [{ version: 1 }, 400, ''],
+    ];
+    for (const [body, status, message] of cases) {
+      const response = await admin.request('PUT', route, body);
+      assert.equal(response.status, status, JSON.stringify(response.body));
+      assert.equal(response.body.errors[0].field, 'minimumVersion', JSON.stringify(body));
+      assert.ok(response.body.errors[0].message.includes(message), JSON.stringify(response.body));
+    }
+
+    const plain = await admin.post('/projects', { name: 'retire plain', keyMode: 'appliance' });
+    const appliance = await admin.request('PUT', `/projects/${plain.body.id}/key/minimum-version`, {
+      minimumVersion: 1,
+    });
+    assert.equal(appliance.status, 409, JSON.stringify(appliance.body));
+    assert.match(appliance.body.detail, /PUT \/api\/v1\/keys\/master\/minimum-version/);
+
+    const missing = await admin.request(
+      'PUT',
+      `/projects/${crypto.randomUUID()}/key/minimum-version`,
+      { minimumVersion: 1 },
+    );
+    assert.equal(missing.status, 404);
+    const malformed = await admin.request('PUT', '/projects/p1/key/minimum-version', {
+      minimumVersion: 1,
+    });
+    assert.equal(malformed.status, 400);
+
+    // The authorisation matrix needs an OpenSearch node, so the denials are checked here too.
+    for (const role of ['author', 'analyst', 'auditor'] as const) {
+      const { client } = await test.userWithRole(role);
+      const denied = await client.request('PUT', route, { minimumVersion: 1 });
+      assert.equal(denied.status, 403, `${role}: ${JSON.stringify(denied.body)}`);
+    }
+
+    const env = { ...sharedTokenEnv(), APPLIANCE_DATA_DIR: test.dataDir };
+    const cli = await runAppliancectl(
+      ['keys', 'retire', '--project', project.id, '--minimum-version', '0'],
+      env,
+    );
+    assert.equal(cli.code, 2, cli.stderr);
+    assert.match(cli.stderr, /--minimum-version must be a whole number of at least 1/);
   });
 });

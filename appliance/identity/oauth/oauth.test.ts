@@ -9,6 +9,8 @@ import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT
 import * as client from 'openid-client';
 import { QueryTypes } from 'sequelize';
 
+import { KeyRotationService, type KeyOperator } from '../../keys/rotation';
+import { auditedCommit } from '../../keys/rotation-schedule';
 import type { ApiClient, ApiResponse } from '../../testing/api-client';
 import { startTestAppliance, type TestAppliance } from '../../testing/harness';
 
@@ -627,6 +629,189 @@ describe('OAuth tokens with a failing HSM @integration', function () {
     app = await startTestAppliance({ env });
     const retried = await refresh();
     assert.equal(retried.status, 200, JSON.stringify(retried.body));
+  });
+});
+
+describe('OAuth signing key across master key rotation @integration', function () {
+  this.timeout(120_000);
+  let test: TestAppliance;
+
+  before(async function () {
+    test = await startTestAppliance();
+  });
+
+  after(async function () {
+    await test?.close();
+  });
+
+  interface SigningKeyRow {
+    kid: string;
+    master_key_uri: string;
+  }
+
+  async function signingKeyRows(): Promise<SigningKeyRow[]> {
+    return test.appliance.database.sequelize.query<SigningKeyRow>(
+      'SELECT kid, master_key_uri FROM oauth_signing_keys',
+      { type: QueryTypes.SELECT },
+    );
+  }
+
+  function requestClientToken(registered: RegisteredClient): Promise<ApiResponse> {
+    return test
+      .anonymous()
+      .request('POST', '/oauth/token', form({ grant_type: 'client_credentials' }), {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: basic(registered.clientId, registered.clientSecret),
+      });
+  }
+
+  async function waitForRotation(admin: ApiClient, id: string): Promise<void> {
+    for (let attempt = 0; attempt < 200; attempt++) {
+      const progress = await admin.get(`/keys/rotations/${id}`);
+      if (progress.body.state !== 'running') {
+        assert.equal(progress.body.state, 'completed', JSON.stringify(progress.body));
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new Error(`rotation ${id} still running after 5 s`);
+  }
+
+  async function issueAndVerify(registered: RegisteredClient): Promise<string> {
+    const response = await requestClientToken(registered);
+    assert.equal(response.status, 200, JSON.stringify(response.body));
+    const token = response.body.access_token as string;
+
+    const jwks = await test.anonymous().get('/oauth/jwks');
+    const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(jwks.body), {
+      algorithms: ['EdDSA'],
+      issuer: 'urn:prompt-bank-appliance',
+      audience: 'urn:prompt-bank-appliance:api',
+    });
+    assert.equal(payload.client_id, registered.clientId);
+
+    const users = await test
+      .anonymous()
+      .request('GET', '/users', undefined, { authorization: `Bearer ${token}` });
+    assert.equal(users.status, 200, JSON.stringify(users.body));
+    return String(protectedHeader.kid);
+  }
+
+  it('rewraps, retires, then still signs', async function () {
+    const { database, keys, audit } = test.appliance;
+    const admin = await test.admin();
+    const created = await admin.post('/oauth/clients', {
+      name: 'rotation-client',
+      permissions: ['users:read'],
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const registered = created.body as RegisteredClient;
+
+    const kid = await issueAndVerify(registered);
+    assert.deepEqual(await signingKeyRows(), [{ kid, master_key_uri: keys.masterKeyUri }]);
+
+    // A rotation of its own, whose rewrap this test runs after checking the retirement refusal.
+    const rotation = new KeyRotationService(database, keys);
+    const operator: KeyOperator = { trigger: 'cli', actor: 'cli:test' };
+    try {
+      const record = await rotation.rotate(
+        operator,
+        auditedCommit(database, audit, operator, 'keys.master.rotate'),
+      );
+      assert.equal(record.toVersion, 2);
+
+      const early = await admin.request('PUT', '/keys/master/minimum-version', {
+        minimumVersion: 2,
+      });
+      assert.equal(early.status, 409, JSON.stringify(early.body));
+      assert.match(early.body.detail, /1 in oauth_signing_keys/);
+
+      const finished = await rotation.rewrap(record.id);
+      assert.equal(finished.state, 'completed', JSON.stringify(finished));
+      assert.deepEqual(await signingKeyRows(), [{ kid, master_key_uri: record.keyUri }]);
+
+      const retired = await admin.request('PUT', '/keys/master/minimum-version', {
+        minimumVersion: 2,
+      });
+      assert.equal(retired.status, 200, JSON.stringify(retired.body));
+      assert.equal(retired.body.items[0].state, 'retired');
+    } finally {
+      await rotation.stop();
+    }
+
+    // The same key pair signs after the rewrap, so tokens issued before stay valid.
+    assert.equal(await issueAndVerify(registered), kid);
+  });
+
+  it('refuses to sign under a retired version', async function () {
+    const { database, keys } = test.appliance;
+    const [row] = await database.sequelize.query<{ wrapped_data_key: Buffer }>(
+      'SELECT wrapped_data_key FROM oauth_signing_keys',
+      { type: QueryTypes.SELECT },
+    );
+    const [active] = await database.sequelize.query<{ key_uri: string }>(
+      `SELECT key_uri FROM key_versions WHERE state = 'active'`,
+      { type: QueryTypes.SELECT },
+    );
+    // Stands for a restored backup: the data key wrapped under the retired version 1 again.
+    const dataKey = keys.unwrapDataKey(Buffer.from(row.wrapped_data_key), active.key_uri);
+    const underV1 = keys.wrapDataKey(dataKey, keys.masterKeyUri);
+    dataKey.fill(0);
+    await database.sequelize.query(
+      'UPDATE oauth_signing_keys SET wrapped_data_key = :wrapped, master_key_uri = :uri',
+      { replacements: { wrapped: underV1, uri: keys.masterKeyUri } },
+    );
+
+    const admin = await test.admin();
+    const created = await admin.post('/oauth/clients', {
+      name: 'retired-client',
+      permissions: ['users:read'],
+    });
+    const registered = created.body as RegisteredClient;
+    const refused = await requestClientToken(registered);
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.equal(refused.body.access_token, undefined);
+    assert.match(refused.body.detail, /master key version 1, which is retired/);
+
+    // A rewrap to the active version moves it back, and signing works again.
+    const rewrap = await admin.post('/keys/rewrap');
+    assert.equal(rewrap.status, 202, JSON.stringify(rewrap.body));
+    await waitForRotation(admin, rewrap.body.id);
+    const [moved] = await database.sequelize.query<{ master_key_uri: string }>(
+      'SELECT master_key_uri FROM oauth_signing_keys',
+      { type: QueryTypes.SELECT },
+    );
+    assert.equal(moved.master_key_uri, active.key_uri);
+    const response = await requestClientToken(registered);
+    assert.equal(response.status, 200, JSON.stringify(response.body));
+  });
+
+  it('rewrap deletes a key from another token', async function () {
+    const { database } = test.appliance;
+    const admin = await test.admin();
+    const created = await admin.post('/oauth/clients', {
+      name: 'foreign-key-client',
+      permissions: ['users:read'],
+    });
+    const registered = created.body as RegisteredClient;
+    const [before] = await signingKeyRows();
+
+    // Stands for a restore by an older release: the row names the master key of another token.
+    await database.sequelize.query('UPDATE oauth_signing_keys SET master_key_uri = :uri', {
+      replacements: { uri: 'pkcs11:token=other-token;object=vault-master-key;type=secret-key' },
+    });
+    const refused = await requestClientToken(registered);
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.match(refused.body.detail, /does not record/);
+    assert.match(refused.body.detail, /appliancectl keys rewrap/);
+
+    const rewrap = await admin.post('/keys/rewrap');
+    assert.equal(rewrap.status, 202, JSON.stringify(rewrap.body));
+    await waitForRotation(admin, rewrap.body.id);
+    assert.deepEqual(await signingKeyRows(), []);
+
+    const kid = await issueAndVerify(registered);
+    assert.notEqual(kid, before.kid);
   });
 });
 

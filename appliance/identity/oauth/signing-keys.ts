@@ -67,8 +67,8 @@ export class AccessTokenSigningKeys {
     const keys = this.requireKeys();
     const row = (await this.newestRow()) ?? (await this.generate(keys));
 
-    // Fail closed like the vault: a retired master key version, or one that
-    // key_versions does not record, unwraps nothing until a rewrap moves the key.
+    // Fail closed like the vault: a retired master key version unwraps nothing
+    // until a rewrap moves the key, and an unrecorded master key unwraps nothing.
     if (
       row.version_state === 'retired' ||
       (row.version === null && row.master_key_uri !== keys.masterKeyUri)
@@ -187,16 +187,11 @@ export class AccessTokenSigningKeys {
 
 /** Builds the 409 problem for a signing key whose data key sits under a retired or unrecorded master key version. */
 function signingKeyRetiredProblem(kid: string, version: number | null): ProblemError {
-  const where =
+  const detail =
     version === null
-      ? 'a master key that key_versions does not record'
-      : `master key version ${version}, which is retired`;
-  return new ProblemError(
-    409,
-    'master_key_retired',
-    'Master key version retired',
-    `The data key of the OAuth signing key ${kid} is wrapped under ${where}, so no access token can be signed. Rewrap it under the active version with \`appliancectl keys rewrap\` and retry.`,
-  );
+      ? `The data key of the OAuth signing key ${kid} is wrapped under a master key that key_versions does not record, so no access token can be signed. Run \`appliancectl keys rewrap\`, which deletes that key, and the next token request generates a new key pair.`
+      : `The data key of the OAuth signing key ${kid} is wrapped under master key version ${version}, which is retired, so no access token can be signed. Rewrap it under the active version with \`appliancectl keys rewrap\` and retry.`;
+  return new ProblemError(409, 'master_key_retired', 'Master key version retired', detail);
 }
 
 /** Encrypts with AES-256-GCM; the output is IV, ciphertext and tag, and `kid` is bound as associated data. */
