@@ -58,6 +58,7 @@ fi
 
 check "build console" npm run --silent build:console -- --logLevel warn
 check "type check" npx tsc --noEmit -p tsconfig.json
+check "console type check" npx svelte-check --tsconfig console/tsconfig.json --fail-on-warnings --output machine
 check "lint" npx eslint --max-warnings 0 .
 check "format" npx prettier --check --log-level warn .
 

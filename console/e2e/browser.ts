@@ -118,3 +118,16 @@ export async function expectCount(locator: Locator, expected: number) {
   }
   assert.fail(`expected ${expected} elements, the page shows ${count}`);
 }
+
+/** Signs in through the console's sign-in form, for an account without a second factor. */
+export async function signIn(page: Page, username: string, password: string) {
+  await page.getByTestId('login-username').fill(username);
+  await page.getByTestId('login-password').fill(password);
+  await page.getByTestId('login-submit').click();
+  await expectText(page.getByTestId('current-user'), username);
+}
+
+export async function signOut(page: Page) {
+  await page.getByTestId('logout').click();
+  await page.getByTestId('login-submit').waitFor();
+}

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 import { problems } from '../../http/problem';
 import { route, type RouteSpec } from '../../http/route';
-import { permissionNames, type Permission } from '../permissions';
+import { permissionNames, type Permission, type Role } from '../permissions';
 import type { AccessChanges } from './changes';
 import {
   assertFutureExpiry,
@@ -12,7 +12,7 @@ import {
   newGrantSchema,
 } from './changes';
 import { conditionsSchema } from './conditions';
-import { scopeContains, type AccessControl } from './decision';
+import { scopeContains, type AccessControl, type EffectiveGrant } from './decision';
 import type { Grant } from './grants';
 import { fieldProblem, roleDefinitionSchema, roleNamePattern } from './roles';
 import { applianceScope, scopeSchema } from './scope';
@@ -244,14 +244,13 @@ export function accessRoutes(access: AccessControl, changes: AccessChanges): Rou
       access: 'signed-in',
       async handler(context) {
         const view = await context.access();
-        return {
-          body: {
-            userId: view.subject.userId,
-            role: view.subject.role,
-            permissions: view.permissions(),
-            grants: view.grants.map(presentGrant),
-          },
+        const body: OwnAccessView = {
+          userId: view.subject.userId,
+          role: view.subject.role,
+          permissions: view.permissions(),
+          grants: view.grants.map(presentGrant),
         };
+        return { body };
       },
     }),
 
@@ -424,14 +423,19 @@ async function liveGrant(access: AccessControl, id: string): Promise<Grant> {
   return grant;
 }
 
-function presentGrant(grant: {
-  id: string;
-  source: string;
-  role: string | null;
-  permissions: ReadonlySet<Permission>;
-  scope: unknown;
-  conditions: readonly unknown[];
-  expiresAt: string | null;
-}) {
+/** An effective grant as `GET /access/me` and `GET /access/users/:id` return it. */
+export type EffectiveGrantView = Omit<EffectiveGrant, 'permissions'> & {
+  permissions: Permission[];
+};
+
+/** The body of `GET /access/me`. */
+export interface OwnAccessView {
+  userId: string;
+  role: Role;
+  permissions: Permission[];
+  grants: EffectiveGrantView[];
+}
+
+function presentGrant(grant: EffectiveGrant): EffectiveGrantView {
   return { ...grant, permissions: [...grant.permissions].sort() };
 }

@@ -1,5 +1,4 @@
 import { apiDelete, apiGet, apiPost, apiPut, apiRequest, segment, withQuery } from '../lib/api';
-import type { PermissionName } from '../auth/permissions';
 // Type-only imports of the appliance's response shapes: the build erases them, and a change on
 // the server side fails the console's type check instead of drifting silently.
 import type { Activation } from '../../../appliance/identity/access/break-glass';
@@ -7,6 +6,7 @@ import type { ChangeRequest } from '../../../appliance/identity/access/change-re
 import type { NewGrantRequest } from '../../../appliance/identity/access/changes';
 import type { Conditions } from '../../../appliance/identity/access/conditions';
 import type { Grant } from '../../../appliance/identity/access/grants';
+import type { OwnAccessView } from '../../../appliance/identity/access/routes';
 import type { ReviewCampaign, ReviewItem } from '../../../appliance/identity/access/reviews';
 import type { RoleDefinition, RoleView } from '../../../appliance/identity/access/roles';
 import type { Classification, Scope } from '../../../appliance/identity/access/scope';
@@ -100,12 +100,8 @@ export function renewGrant(id: string, expiresAt: string): Promise<Grant> {
 }
 
 /** Permissions and grants of the signed-in user, as GET /access/me returns them. */
-export interface OwnAccess {
-  userId: string;
-  role: string;
-  permissions: PermissionName[];
-  grants: Array<Omit<Grant, 'permissions'> & { permissions: PermissionName[] }>;
-}
+/** The body of GET /access/me: the caller's effective grants, the base role first. */
+export type OwnAccess = OwnAccessView;
 
 export function fetchOwnAccess(): Promise<OwnAccess> {
   return apiGet<OwnAccess>('/access/me');

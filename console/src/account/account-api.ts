@@ -5,8 +5,9 @@ import type { PermissionName } from '../auth/permissions';
 import type { ApiKeySummary } from '../../../appliance/identity/api-keys';
 import type { SessionSummary } from '../../../appliance/identity/sessions';
 import type { TotpEnrolment } from '../../../appliance/identity/totp';
+import type { CustomerProject } from '../../../appliance/tenants/service';
 
-export type { ApiKeySummary, SessionSummary, TotpEnrolment };
+export type { ApiKeySummary, CustomerProject, SessionSummary, TotpEnrolment };
 
 /** A new API key with its secret, which the appliance returns only in this response. */
 export interface CreatedApiKey extends ApiKeySummary {
@@ -49,9 +50,16 @@ export async function listApiKeys(): Promise<ApiKeySummary[]> {
 export function createApiKey(input: {
   name: string;
   permissions: PermissionName[];
+  /** Limits the key to the prompts of these projects; leave it out for no limit. */
+  projectIds?: string[];
   expiresAt: string;
 }): Promise<CreatedApiKey> {
   return apiPost<CreatedApiKey>('/api-keys', input);
+}
+
+/** Lists the customer projects (GET /projects, which needs projects:read). */
+export async function listProjects(): Promise<CustomerProject[]> {
+  return (await apiGet<Items<CustomerProject>>('/projects')).items;
 }
 
 export function revokeApiKey(id: string): Promise<void> {

@@ -1,18 +1,18 @@
-// The permission catalogue has no imports of its own, so the console bundles the appliance's
-// copy and offers API key permissions exactly as the appliance grants them.
-import { builtInRoles, isRole, type Permission } from '../../../appliance/identity/permissions';
+import type { Permission } from '../../../appliance/identity/permissions';
 
 /**
- * What the console offers to each role, mirroring the grants in
- * appliance/identity/permissions.ts. The server enforces them; the console only hides what a
- * role cannot use. An unknown role sees nothing.
+ * What the console offers to the signed-in user, derived from the permission list of
+ * GET /access/me: the base role, grants of built-in and custom roles at any scope, delegations
+ * and open break-glass access. The server still decides every request, and the console only
+ * hides what the user cannot use. A flag that needs several permissions is on only when all of them
+ * are held, so a page never offers an action the appliance rejects for the missing permission.
  */
 export interface Permissions {
-  /** See the prompt list (titles, folders, tags). */
+  /** See the prompt list (titles, folders, tags) (prompts:read). */
   listPrompts: boolean;
-  /** Create folders and prompts, add versions, archive prompts. */
+  /** Create folders and prompts, add versions, archive prompts (prompts:create, prompts:update, folders:create). */
   editPrompts: boolean;
-  /** Open a prompt to read its versions and bodies, beyond the list metadata. */
+  /** Open a prompt to read its versions and bodies, beyond the list metadata (prompts:read). */
   readPromptBodies: boolean;
   readAlerts: boolean;
   /** Acknowledge, close and reopen alerts. */
@@ -29,97 +29,46 @@ export interface Permissions {
   approveAccess: boolean;
   /** See break-glass activations and access reviews (evidence:read). */
   readAccessEvidence: boolean;
-}
-
-type RoleFlags = Omit<Permissions, 'manageAccess' | 'approveAccess' | 'readAccessEvidence'>;
-
-const NO_PERMISSIONS: Permissions = {
-  manageAccess: false,
-  approveAccess: false,
-  readAccessEvidence: false,
-  listPrompts: false,
-  editPrompts: false,
-  readPromptBodies: false,
-  readAlerts: false,
-  updateAlerts: false,
-  manageUsers: false,
-  readKeys: false,
-  rotateKeys: false,
-};
-
-const ROLE_PERMISSIONS: Record<string, RoleFlags> = {
-  admin: {
-    listPrompts: true,
-    editPrompts: true,
-    readPromptBodies: true,
-    readAlerts: true,
-    updateAlerts: true,
-    manageUsers: true,
-    readKeys: true,
-    rotateKeys: true,
-  },
-  author: {
-    listPrompts: true,
-    editPrompts: true,
-    readPromptBodies: true,
-    readAlerts: false,
-    updateAlerts: false,
-    manageUsers: false,
-    readKeys: false,
-    rotateKeys: false,
-  },
-  analyst: {
-    listPrompts: true,
-    editPrompts: false,
-    readPromptBodies: true,
-    readAlerts: true,
-    updateAlerts: true,
-    manageUsers: false,
-    readKeys: false,
-    rotateKeys: false,
-  },
-  // Auditors read alerts and the audit trail; prompts are outside their grant.
-  auditor: {
-    listPrompts: false,
-    editPrompts: false,
-    readPromptBodies: false,
-    readAlerts: true,
-    updateAlerts: false,
-    manageUsers: false,
-    readKeys: true,
-    rotateKeys: false,
-  },
-};
-
-export function permissionsFor(role: string | undefined): Permissions {
-  if (role === undefined || !Object.hasOwn(ROLE_PERMISSIONS, role)) return NO_PERMISSIONS;
-  // The access control flags come straight from the role's permission strings.
-  const granted = new Set<string>(grantedPermissions(role));
-  return {
-    ...ROLE_PERMISSIONS[role],
-    manageAccess: ['users:read', 'users:update', 'settings:create'].every((name) =>
-      granted.has(name),
-    ),
-    approveAccess: granted.has('users:approve'),
-    readAccessEvidence: granted.has('evidence:read'),
-  };
-}
-
-/** The page that an empty console address opens: the first section the role may see. */
-export function homeSection(permissions: Permissions): 'prompts' | 'alerts' | undefined {
-  if (permissions.listPrompts) return 'prompts';
-  if (permissions.readAlerts) return 'alerts';
-  return undefined;
+  /** List the customer projects, for example to pick an API key's project limit (projects:read). */
+  listProjects: boolean;
 }
 
 /** A permission string of the appliance, such as `prompts:read`. */
 export type PermissionName = Permission;
 
+/** The permissions that each flag needs, all of them. */
+const FLAG_REQUIREMENTS: Record<keyof Permissions, readonly PermissionName[]> = {
+  listPrompts: ['prompts:read'],
+  editPrompts: ['prompts:create', 'prompts:update', 'folders:create'],
+  readPromptBodies: ['prompts:read'],
+  readAlerts: ['alerts:read'],
+  updateAlerts: ['alerts:update'],
+  manageUsers: ['users:read', 'users:create', 'users:update'],
+  readKeys: ['keys:read'],
+  rotateKeys: ['keys:execute'],
+  manageAccess: ['users:read', 'users:update', 'settings:create'],
+  approveAccess: ['users:approve'],
+  readAccessEvidence: ['evidence:read'],
+  listProjects: ['projects:read'],
+};
+
 /**
- * Lists the permission strings a role grants, which are the ones an API key of that role's
- * user may hold. An unknown role grants none.
+ * Derives the page flags from the user's effective permissions, as `permissions` of
+ * GET /access/me lists them. An empty list, such as before that request has returned, turns
+ * every flag off.
  */
-export function grantedPermissions(role: string | undefined): readonly PermissionName[] {
-  if (!isRole(role)) return [];
-  return builtInRoles[role].permissions;
+export function permissionsFor(granted: readonly string[]): Permissions {
+  const held = new Set(granted);
+  const entries = Object.entries(FLAG_REQUIREMENTS).map(([flag, needed]) => [
+    flag,
+    needed.every((permission) => held.has(permission)),
+  ]);
+  return Object.fromEntries(entries) as Permissions;
+}
+
+/** The page that an empty console address opens: the first section the user may see. */
+export function homeSection(permissions: Permissions): 'prompts' | 'alerts' | undefined {
+  if (permissions.listPrompts) return 'prompts';
+  if (permissions.readAlerts) return 'alerts';
+  return undefined;
 }

@@ -9,6 +9,7 @@ import {
   type SecondFactor,
   type User,
 } from './auth-api';
+import { clearEffectiveAccess, loadEffectiveAccess } from './effective-access.svelte';
 
 /** Sign-in state of the console. */
 interface SessionState {
@@ -37,6 +38,9 @@ function signedIn(user: User): void {
   session.phase = 'signed-in';
   session.notice = '';
   session.error = null;
+  // The appliance rejects every other request until a required password change is done, and
+  // refreshUser signs in again after it.
+  if (!user.mustChangePassword) void loadEffectiveAccess();
 }
 
 function signedOut(notice = ''): void {
@@ -44,6 +48,7 @@ function signedOut(notice = ''): void {
   session.mfaChallenge = null;
   session.phase = 'signed-out';
   session.notice = notice;
+  clearEffectiveAccess();
 }
 
 /** Ends the console session after another request returned 401. */
