@@ -40,21 +40,33 @@ const invalidSecondFactor = () =>
 export async function startMfaChallenge(
   identity: IdentityService,
   context: RouteContext<unknown, unknown, unknown>,
-  user: User,
+  userOrProvision: User | ((transaction: Transaction) => Promise<User>),
 ): Promise<{ mfaRequired: true; methods: string[]; expiresAt: string }> {
-  context.resourceId = user.id;
-  const methods = (await identity.totp.isActive(user.id)) ? ['totp', 'recovery_code'] : [];
-  const guards = signInGuardsOf(identity);
-  if (guards && (await guards.credentials.countFor(user.id)) > 0) methods.push('webauthn');
+  // A directory sign-in provisions the account in the same write as the challenge.
+  const { user, challenge } = await context.commit(async (transaction) => {
+    const user =
+      typeof userOrProvision === 'function' ? await userOrProvision(transaction) : userOrProvision;
+    context.resourceId = user.id;
+    return { user, challenge: await identity.mfaChallenges.open(user.id, transaction) };
+  });
+  const methods = await secondFactorMethods(identity, user.id);
 
-  const challenge = await context.commit((transaction) =>
-    identity.mfaChallenges.open(user.id, transaction),
-  );
   context.response.cookie(mfaChallengeCookieName, challenge.token, {
     ...hostCookieOptions,
     expires: challenge.expiresAt,
   });
   return { mfaRequired: true, methods, expiresAt: challenge.expiresAt.toISOString() };
+}
+
+/** Lists the second factors a user can sign in with; empty when they have none. */
+export async function secondFactorMethods(
+  identity: IdentityService,
+  userId: string,
+): Promise<string[]> {
+  const methods = (await identity.totp.isActive(userId)) ? ['totp', 'recovery_code'] : [];
+  const guards = signInGuardsOf(identity);
+  if (guards && (await guards.credentials.countFor(userId)) > 0) methods.push('webauthn');
+  return methods;
 }
 
 /** Returns the live MFA challenge token of the request and its user, or throws a 401 problem. */

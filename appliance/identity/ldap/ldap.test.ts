@@ -4,6 +4,7 @@ import { QueryTypes } from 'sequelize';
 
 import type { ApiResponse } from '../../testing/api-client';
 import { startTestAppliance, type TestAppliance } from '../../testing/harness';
+import { activateTotp, challengeCookie, oathtoolCode } from '../../testing/accounts';
 import { sessionCookieName } from '../sessions';
 import {
   startTestDirectory,
@@ -27,6 +28,7 @@ const people = [
   { uid: 'dave', password: 'dave-password-1', groups: ['prompt-authors'] },
   { uid: 'erin', password: 'erin-password-1', groups: ['soc-analysts'] },
   { uid: 'frank', password: 'frank-password-1', groups: ['prompt-authors'] },
+  { uid: 'grace', password: 'grace-password-1', groups: ['soc-analysts'] },
   // Same name as the local first admin: must not be linked to it.
   { uid: 'admin', password: 'admin-password-ldap', groups: ['soc-analysts'] },
 ];
@@ -178,6 +180,37 @@ describe('LDAP sign-in against a real slapd @integration', function () {
     const response = await login('erin', 'erin-password-1');
     assert.equal(response.status, 200, JSON.stringify(response.body));
     assert.equal(response.body.user.id, created.body.id);
+  });
+
+  it('asks for an enrolled second factor', async function () {
+    const first = test.anonymous();
+    assert.equal(
+      (await first.post('/auth/ldap/login', { username: 'grace', password: 'grace-password-1' }))
+        .status,
+      200,
+    );
+    const secret = await activateTotp(first);
+
+    const client = test.anonymous();
+    const login = await client.post('/auth/ldap/login', {
+      username: 'grace',
+      password: 'grace-password-1',
+    });
+    assert.equal(login.status, 200, JSON.stringify(login.body));
+    assert.equal(login.body.mfaRequired, true);
+    assert.ok(login.body.methods.includes('totp'));
+    assert.doesNotMatch(String(login.headers['set-cookie']), new RegExp(`${sessionCookieName}=`));
+    assert.equal((await client.get('/auth/me')).status, 401);
+
+    // The next step's code: enrolment used this one.
+    const verified = await client.request(
+      'POST',
+      '/auth/mfa/verify',
+      { code: oathtoolCode(secret, 30) },
+      { cookie: challengeCookie(login) },
+    );
+    assert.equal(verified.status, 200, JSON.stringify(verified.body));
+    assert.equal((await client.get('/auth/me')).body.user.username, 'grace');
   });
 
   it('fails closed without audit record', async function () {

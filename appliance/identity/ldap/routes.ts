@@ -1,3 +1,4 @@
+import type { Transaction } from 'sequelize';
 import { z } from 'zod';
 
 import { problems, ProblemError } from '../../http/problem';
@@ -5,6 +6,7 @@ import { route, type RouteSpec } from '../../http/route';
 import type { Database } from '../../platform/database';
 import type { ApplianceConfig } from '../../platform/config';
 import { assertLoginAllowed, presentUser, startSession } from '../login-steps';
+import { secondFactorMethods, startMfaChallenge } from '../mfa-routes';
 import { checkedUsername, OidcAccounts } from '../oidc/accounts';
 import { roleForGroups } from '../oidc/role-mapping';
 import type { IdentityService } from '../service';
@@ -58,16 +60,20 @@ export function ldapRoutes(
             'None of your directory groups grants access to this appliance; ask an admin to map one (LDAP_GROUP_ROLE_MAP).',
           );
 
-        // NOTE: a second factor enrolled by a directory user is not asked for
-        // here; like OpenID Connect sign-in, the directory is the only check.
-        const user = await startSession(identity, context, async (transaction) => {
-          const provisioned = await accounts.provision(
-            { issuer: issuerOf(settings), subject: person.subject, username, role },
-            transaction,
-          );
+        const linked = { issuer: issuerOf(settings), subject: person.subject, username, role };
+        const provision = async (transaction: Transaction) => {
+          const provisioned = await accounts.provision(linked, transaction);
           context.resourceId = provisioned.id;
           return provisioned;
-        });
+        };
+
+        // A directory password is one factor: a user who enrolled a second
+        // factor here is asked for it, as at password sign-in.
+        const existingId = await accounts.linkedUserId(linked);
+        if (existingId && (await secondFactorMethods(identity, existingId)).length)
+          return { body: await startMfaChallenge(identity, context, provision) };
+
+        const user = await startSession(identity, context, provision);
         return { body: { user: presentUser(user) } };
       },
     }),

@@ -88,9 +88,10 @@ export class OidcAccounts {
     return { ...current, username: person.username };
   }
 
-  private async linkedUserId(
-    person: ProviderIdentity,
-    transaction: Transaction,
+  /** Returns the id of the account linked to this issuer and subject, if any. */
+  async linkedUserId(
+    person: Pick<ProviderIdentity, 'issuer' | 'subject'>,
+    transaction?: Transaction,
   ): Promise<string | undefined> {
     const rows = await this.database.sequelize.query<{ user_id: string }>(
       'SELECT user_id FROM oidc_links WHERE issuer = :issuer AND subject = :subject',
