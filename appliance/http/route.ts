@@ -228,7 +228,9 @@ function assertKeyAllows(spec: RouteSpec, principal: Principal): void {
     throw problems.forbidden('API keys cannot call account routes; sign in to the console.');
   if (!principal.apiKey.permissions.includes(spec.access))
     throw problems.forbidden(
-      `This API key does not grant ${spec.access}; create a key that includes it.`,
+      principal.apiKey.id.startsWith('oauth:')
+        ? `This access token's scope does not include ${spec.access}; request a token whose scope includes it.`
+        : `This API key does not grant ${spec.access}; create a key that includes it.`,
     );
 }
 

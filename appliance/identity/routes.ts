@@ -164,6 +164,26 @@ export function identityRoutes(
         email: emailAddress.optional(),
       }),
       async handler(context) {
+        // With a second approver required, one admin must not mint another admin
+        // alone: a new account starts below admin and is promoted by approval.
+        // A sole admin may create the second, since nobody could approve it.
+        const changes = options.accessChanges;
+        if (
+          context.body.role === 'admin' &&
+          changes?.approvalRequired &&
+          (await changes.otherAdmins(context.principal!.userId)) > 0
+        )
+          throw problems.invalidRequest(
+            'role: create the account with another role, then change it to admin with PATCH /api/v1/users/:id; a second admin approves that change',
+            [
+              {
+                field: 'role',
+                message:
+                  'admin needs a second approver: create the account with another role, then ask for the change with PATCH /api/v1/users/:id',
+              },
+            ],
+          );
+
         // The id is set inside the commit, so the audit record written with it names the new user.
         const user = await context.commit(async (transaction) => {
           const created = await identity.users.create(

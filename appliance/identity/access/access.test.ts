@@ -254,6 +254,7 @@ describe('access control: roles, grants, conditions, delegation @integration', f
       expiresAt: inOneDay(),
     });
     assert.equal(passOn.status, 400);
+    assert.match(passOn.body.errors[0].message, /delegated permissions cannot be passed on/);
 
     const demoted = await admin.patch(`/users/${auditor.id}`, { role: 'author' });
     assert.equal(demoted.status, 200);
@@ -505,6 +506,14 @@ describe('access control: second approver for access changes @integration', func
     );
     assert.equal(rejected.body.status, 'rejected');
     assert.equal((await author.client.get('/keys')).status, 403);
+
+    const newAdmin = await admin.post('/users', {
+      username: 'second-opinion',
+      password: 'a-long-initial-password-1',
+      role: 'admin',
+    });
+    assert.equal(newAdmin.status, 400, 'one admin cannot mint another alone');
+    assert.deepEqual(fieldsOf(newAdmin.body), ['role']);
 
     const invalid = await admin.post('/access/grants', { userId: author.id, role: 'nobody' });
     assert.equal(invalid.status, 400, 'a change is checked when it is asked for');

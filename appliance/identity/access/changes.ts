@@ -248,6 +248,15 @@ export class AccessChanges {
     }
   }
 
+  /** Counts the enabled admins other than `userId`: the people who could approve a change. */
+  async otherAdmins(userId: string): Promise<number> {
+    const [{ count }] = await this.database.sequelize.query<{ count: number }>(
+      "SELECT COUNT(*) AS count FROM users WHERE role = 'admin' AND disabled = 0 AND id != :userId",
+      { type: QueryTypes.SELECT, replacements: { userId } },
+    );
+    return count;
+  }
+
   /** Checks the grantee, role, scope and expiry of a new grant; returns the grantee's name. */
   async checkGrant(grant: NewGrantRequest): Promise<string> {
     const username = await this.usernameOf(grant.userId, 'userId');

@@ -196,11 +196,13 @@ export class AccessView {
     const reaching = resource
       ? holding.filter((grant) => scopeCovers(grant.scope, resource))
       : holding;
-    if (!reaching.length)
+    if (!reaching.length) {
+      const scopes = [...new Set(holding.map((grant) => describeScope(grant.scope)))];
       return {
         allowed: false,
-        reason: `Your grants of ${permission} apply to ${holding.map((grant) => describeScope(grant.scope)).join(', ')}, not to this resource; ask for a grant at its scope.`,
+        reason: `Your grants of ${permission} apply to ${scopes.join(', ')}, not to this resource; ask for a grant at its scope.`,
       };
+    }
 
     const attributes = resource?.classification
       ? { ...this.attributes, classification: resource.classification }
@@ -213,9 +215,14 @@ export class AccessView {
       if (!failed) return { allowed: true, grantId: grant.id };
       failures.push(failed);
     }
+    // Every grant that could have allowed failed: name each distinct reason.
+    const reasons = [...new Set(failures)];
     return {
       allowed: false,
-      reason: `Your grant of ${permission} does not apply to this request: ${failures[0]}.`,
+      reason:
+        reasons.length === 1
+          ? `Your grant of ${permission} does not apply to this request: ${reasons[0]}.`
+          : `None of your ${reasons.length} grants of ${permission} applies to this request: ${reasons.map((reason, index) => `${index + 1}) ${reason}`).join('; ')}.`,
     };
   }
 

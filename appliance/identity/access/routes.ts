@@ -289,14 +289,23 @@ export function accessRoutes(access: AccessControl, changes: AccessChanges): Rou
                   grant.permissions.has(permission) && scopeContains(grant.scope, body.scope),
               ),
           );
-        if (missing.length)
+        if (missing.length) {
+          // A permission the caller has only through a delegation gets its own reason.
+          const delegatedToCaller = new Set(
+            (await context.access()).grants
+              .filter((grant) => grant.source === 'delegation')
+              .flatMap((grant) => [...grant.permissions]),
+          );
           throw problems.invalidRequest(
             'permissions: you can delegate only permissions you hold at that scope',
             missing.map(({ permission, index }) => ({
               field: `permissions.${index}`,
-              message: `you do not hold ${permission} at this scope; remove it`,
+              message: delegatedToCaller.has(permission)
+                ? `${permission} was delegated to you, and delegated permissions cannot be passed on; remove it`
+                : `you do not hold ${permission} at this scope; remove it`,
             })),
           );
+        }
 
         const grant = await context.commit(async (transaction) => {
           const created = await access.grants.create(
