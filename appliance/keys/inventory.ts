@@ -48,7 +48,7 @@ export interface KeyInventoryItem {
    * never rotated. KeyInventory.list() sets null where a builder left it out.
    */
   lastRotated?: string | null;
-  /** Next scheduled rotation of this key (KEY_ROTATION_CRON); null when no schedule rotates it. */
+  /** Next scheduled rotation of this key (KEY_ROTATION_CRON, or TENANT_KEY_ROTATION_CRON for tenant keys); null when no schedule rotates it. */
   nextRotation?: string | null;
 }
 

@@ -20,22 +20,49 @@ export const defaultRotationCron = '0 3 1 * *';
 /** Operator of scheduled rotations, as the audit trail and the rotation records name it. */
 const scheduler: KeyOperator = { trigger: 'scheduler', actor: 'scheduler' };
 
-/** Value of KEY_ROTATION_CRON that turns scheduled rotation off. */
+/** Value of KEY_ROTATION_CRON or TENANT_KEY_ROTATION_CRON that turns its scheduled rotation off. */
 export const rotationCronOff = 'off';
 
 /**
- * Returns the cron expression of scheduled rotation, or null for `off`.
- * Throws an Error naming the variable and the fix when it is invalid. An
- * empty value means the default.
+ * Environment variable with the cron expression of scheduled tenant key
+ * rotation. It defaults to off because each tenant key belongs to its customer.
+ */
+export const tenantRotationCronVariable = 'TENANT_KEY_ROTATION_CRON';
+
+/**
+ * Returns the cron expression of scheduled master key rotation, or null for
+ * `off`. Throws an Error naming the variable and the fix when it is invalid.
+ * An empty value means the default.
  */
 export function parseRotationCron(value: string | undefined): string | null {
-  if (value?.trim().toLowerCase() === rotationCronOff) return null;
-  const expression = value?.trim() || defaultRotationCron;
+  return parseCronVariable(rotationCronVariable, value, defaultRotationCron);
+}
+
+/**
+ * Returns the cron expression of scheduled tenant key rotation, or null when
+ * the value is empty or `off`. Throws an Error naming the variable and the
+ * fix when it is invalid.
+ */
+export function parseTenantRotationCron(value: string | undefined): string | null {
+  return parseCronVariable(tenantRotationCronVariable, value, null);
+}
+
+function parseCronVariable(
+  variable: string,
+  value: string | undefined,
+  fallback: string | null,
+): string | null {
+  const trimmed = value?.trim() ?? '';
+  if (trimmed.toLowerCase() === rotationCronOff) return null;
+
+  const expression = trimmed || fallback;
+  if (expression === null) return null;
+
   const validation = cron.validateDetailed(expression);
   if (!validation.valid) {
     const reasons = validation.errors?.map((error) => `${error.field}: ${error.message}`) ?? [];
     throw new Error(
-      `${rotationCronVariable} "${expression}" is not a valid cron expression${reasons.length ? ` (${reasons.join('; ')})` : ''}. Use five or six fields such as "${defaultRotationCron}" (03:00 on the first day of each month), or "${rotationCronOff}" to turn scheduled rotation off.`,
+      `${variable} "${expression}" is not a valid cron expression${reasons.length ? ` (${reasons.join('; ')})` : ''}. Use five or six fields such as "${defaultRotationCron}" (03:00 on the first day of each month), or "${rotationCronOff}" to turn scheduled rotation off.`,
     );
   }
   return expression;
@@ -97,5 +124,27 @@ export function scheduleRotation(
       }
     },
     { name: 'master-key-rotation', noOverlap: true },
+  );
+}
+
+/**
+ * Schedules tenant key rotation with node-cron. `run` rotates every eligible
+ * project and handles each project's failure itself, so an error reaching
+ * this function is logged and the next run tries again.
+ */
+export function scheduleTenantRotation(
+  expression: string,
+  run: () => Promise<unknown>,
+): ScheduledTask {
+  return cron.schedule(
+    expression,
+    async () => {
+      try {
+        await run();
+      } catch (error) {
+        logger.error({ err: error }, 'scheduled tenant key rotation failed');
+      }
+    },
+    { name: 'tenant-key-rotation', noOverlap: true },
   );
 }

@@ -11,7 +11,12 @@ import { recordKeyCreation, tokenKeys, type TokenKey } from './key-records';
 import { recordFirstMasterKeyVersion } from './master-key-versions';
 import { KeyRotationService } from './rotation';
 import type { RotationRecord } from './rotation-records';
-import { parseRotationCron, rotationCronVariable, scheduleRotation } from './rotation-schedule';
+import {
+  parseRotationCron,
+  rotationCronVariable,
+  scheduleRotation,
+  scheduleTenantRotation,
+} from './rotation-schedule';
 import { readStartDates } from './token-dates';
 
 /** Options of KeyInventory.open(). */
@@ -25,8 +30,10 @@ export interface KeyInventoryOptions {
  * inventory lists them and the rotation routes resume their rewraps.
  */
 export interface TenantKeySource {
-  /** Lists one inventory item per tenant key version. */
-  listKeys(): Promise<KeyInventoryItem[]>;
+  /** Lists one inventory item per tenant key version, active versions with `nextRotation`. */
+  listKeys(nextRotation: Date | null): Promise<KeyInventoryItem[]>;
+  /** Starts the scheduled rotation of every eligible tenant key, audited on `audit`. */
+  rotateOnSchedule(audit: Pick<AuditTrail, 'append'>): Promise<unknown>;
   /** Starts the rewrap of a tenant key rotation in the background. */
   startRewrap(rotationId: string): void;
   /** Stops the tenant rewrap jobs after their current batch. */
@@ -36,12 +43,15 @@ export interface TenantKeySource {
 /** The key inventory and master key rotation of a running appliance. */
 export class KeyInventory {
   private tenants: TenantKeySource | undefined;
+  private tenantSchedule: ScheduledTask | undefined;
 
   private constructor(
     private readonly database: Database,
     private readonly keys: TokenKey[],
     readonly rotation: KeyRotationService,
     private readonly schedule: ScheduledTask | undefined,
+    private readonly audit: Pick<AuditTrail, 'append'> | undefined,
+    private readonly tenantCron: string | null,
   ) {}
 
   /**
@@ -52,7 +62,7 @@ export class KeyInventory {
    * an Error naming KEY_ROTATION_CRON when the schedule is invalid.
    */
   static async open(
-    config: Pick<ApplianceConfig, 'hsm'>,
+    config: Pick<ApplianceConfig, 'hsm'> & Partial<Pick<ApplianceConfig, 'tenantKeyRotationCron'>>,
     database: Database,
     keys: KeyProvider,
     token: Pick<TokenSetupResult, 'createdKeys'>,
@@ -75,12 +85,33 @@ export class KeyInventory {
       audit && cron !== null ? scheduleRotation(cron, rotation, database, audit) : undefined;
     if (schedule) logger.info({ cron }, 'master key rotation scheduled');
     else if (cron === null) logger.info('scheduled master key rotation is off');
-    return new KeyInventory(database, onToken, rotation, schedule);
+    return new KeyInventory(
+      database,
+      onToken,
+      rotation,
+      schedule,
+      audit,
+      config.tenantKeyRotationCron ?? null,
+    );
   }
 
-  /** Adds the tenant keys to the inventory; the runtime calls it once the tenants domain is open. */
+  /**
+   * Adds the tenant keys to the inventory and, when TENANT_KEY_ROTATION_CRON
+   * is set and `audit` was given to open(), schedules their rotation. The
+   * runtime calls it once the tenants domain is open.
+   */
   attachTenants(tenants: TenantKeySource): void {
     this.tenants = tenants;
+
+    const audit = this.audit;
+    if (audit && this.tenantCron !== null) {
+      this.tenantSchedule = scheduleTenantRotation(this.tenantCron, () =>
+        tenants.rotateOnSchedule(audit),
+      );
+      logger.info({ cron: this.tenantCron }, 'tenant key rotation scheduled');
+    } else if (this.tenantCron === null) {
+      logger.info('scheduled tenant key rotation is off');
+    }
   }
 
   /**
@@ -91,7 +122,8 @@ export class KeyInventory {
     const items = await listKeys(this.database, this.keys, {
       nextMasterRotation: this.schedule?.getNextRun() ?? null,
     });
-    const tenantItems = (await this.tenants?.listKeys()) ?? [];
+    const tenantItems =
+      (await this.tenants?.listKeys(this.tenantSchedule?.getNextRun() ?? null)) ?? [];
     return [...items, ...tenantItems].map((item) => ({
       ...item,
       lastRotated: item.lastRotated ?? null,
@@ -116,6 +148,7 @@ export class KeyInventory {
   /** Stops the schedule and waits for running rewrap batches; call before closing the database. */
   async stop(): Promise<void> {
     await this.schedule?.destroy();
+    await this.tenantSchedule?.destroy();
     await this.rotation.stop();
     await this.tenants?.stop();
   }

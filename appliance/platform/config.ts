@@ -10,6 +10,7 @@ import type { GroupRoleMapping } from '../identity/oidc/role-mapping';
 import { readRecoverySettings, type RecoverySettings } from '../identity/recovery/settings';
 import { readSamlSettings, type SamlSettings } from '../identity/saml/settings';
 import { isRole, roles, type Role } from '../identity/permissions';
+import { parseTenantRotationCron } from '../keys/rotation-schedule';
 
 /** Root of the checkout; the default data directory lives below it. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -34,6 +35,8 @@ export interface ApplianceConfig {
     pinFile: string;
     soPinFile: string;
   };
+  /** Cron expression of scheduled tenant key rotation (TENANT_KEY_ROTATION_CRON); null when off. */
+  tenantKeyRotationCron: string | null;
   detection: {
     intervalSeconds: number;
     bruteForceThreshold: number;
@@ -135,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApplianceConfi
       pinFile: env.HSM_PIN_FILE ?? path.join(secretsDir, 'hsm-user-pin'),
       soPinFile: env.HSM_SO_PIN_FILE ?? path.join(secretsDir, 'hsm-so-pin'),
     },
+    tenantKeyRotationCron: parseTenantRotationCron(env.TENANT_KEY_ROTATION_CRON),
     detection: {
       intervalSeconds: integer(env, 'DETECTION_INTERVAL_SECONDS', 15),
       bruteForceThreshold: integer(env, 'BRUTE_FORCE_THRESHOLD', 10),

@@ -7,6 +7,7 @@ import type { Database } from '../platform/database';
 import { EnvelopeEncryption, type DataKeyCreatedHook } from '../vault/envelope';
 import { TenantKeyRotation } from './key-rotation';
 import { projectRoutes } from './routes';
+import { rotateTenantKeysOnSchedule } from './scheduled-rotation';
 import { ProjectService } from './service';
 
 /** Projects with their customer-managed keys, and the envelope encryption that uses them. */
@@ -49,7 +50,9 @@ export async function openTenants(
       projects,
       rotation,
       keySource: {
-        listKeys: () => projects.listKeys(),
+        listKeys: (nextRotation) => projects.listKeys(nextRotation),
+        rotateOnSchedule: (audit) =>
+          rotateTenantKeysOnSchedule({ database, projects, rotation, audit }),
         startRewrap: (rotationId) => rotation.startRewrap(rotationId),
         stop: () => rotation.stop(),
       },

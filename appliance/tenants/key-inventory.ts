@@ -14,12 +14,14 @@ const tenantKeyAlgorithm = 'AES-256 (CKM_AES_KEY_WRAP)';
  * Lists one inventory item (class `tenant`) per tenant key version of each
  * customer-keyed project, with its live state and how many data keys it
  * wraps. A revoked project's versions are all `revoked`; a version whose
- * key or token cannot be found is `destroyed`. Scheduled rotation covers
- * the appliance master key only, so nextRotation is null.
+ * key or token cannot be found is `destroyed`. Active versions carry
+ * `nextRotation`, the next run of TENANT_KEY_ROTATION_CRON, which is null
+ * when that schedule is off.
  */
 export async function listTenantKeys(
   database: Database,
   projects: ProjectService,
+  nextRotation: Date | null = null,
 ): Promise<KeyInventoryItem[]> {
   const counts = await database.sequelize.query<{
     project_id: string;
@@ -44,6 +46,7 @@ export async function listTenantKeys(
     const lastRotated = newest && newest.version > 1 ? newest.createdAt : null;
 
     for (const version of versions) {
+      const state = stateOf(projects, project, version.keyUri, version.state);
       items.push({
         keyClass: 'tenant',
         location: version.keyUri,
@@ -54,12 +57,12 @@ export async function listTenantKeys(
           createdAt: version.createdAt,
           source: version.version === 1 ? 'project-creation' : 'rotation',
         },
-        state: stateOf(projects, project, version.keyUri, version.state),
+        state,
         dependents: { type: 'data-key', count: countOf(project.id, version.version) },
         projectId: project.id,
         projectName: project.name,
         lastRotated,
-        nextRotation: null,
+        nextRotation: state === 'active' ? (nextRotation?.toISOString() ?? null) : null,
       });
     }
   }

@@ -11,6 +11,7 @@ import {
   type TenantKeyRing,
 } from '../../hsm/tenant-keys';
 import { problems, ProblemError } from '../http/problem';
+import { activeMasterKey } from '../keys/master-key-versions';
 import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
 import type { TenantKeyAccess } from '../vault/envelope';
@@ -134,8 +135,8 @@ export class ProjectService implements TenantKeyAccess {
   }
 
   /** Lists one key inventory item per tenant key version; see listTenantKeys(). */
-  listKeys(): Promise<KeyInventoryItem[]> {
-    return listTenantKeys(this.database, this);
+  listKeys(nextRotation: Date | null = null): Promise<KeyInventoryItem[]> {
+    return listTenantKeys(this.database, this, nextRotation);
   }
 
   /** Checks that the tenant key at `keyUri` is on its token; throws TenantKeyUnavailableError otherwise. */
@@ -165,6 +166,18 @@ export class ProjectService implements TenantKeyAccess {
     return [...this.rows.values()]
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((row) => this.present(row));
+  }
+
+  /**
+   * Shows appliance-keyed projects under the active master key version:
+   * their data keys follow master key rotation, so version 1's URI would
+   * go stale after the first rotation.
+   */
+  async withCurrentKeys<T extends Project>(items: T[]): Promise<T[]> {
+    const active = await activeMasterKey(this.database, { masterKeyUri: this.applianceKeyUri });
+    return items.map((item) =>
+      item.keyMode === 'appliance' ? { ...item, keyUri: active.keyUri } : item,
+    );
   }
 
   /** Creates a project; a customer-keyed one gets its tenant master key generated on the customer token. */
