@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 
 import type { ApiClient } from '../../appliance/testing/api-client';
 import {
@@ -17,18 +17,17 @@ import {
   consoleDir,
   expectCount,
   expectText,
-  launchChromium,
-  watchPage,
   type PageWatch,
+  openConsole,
+  type ConsoleBrowser,
 } from './browser';
 
 describe('Console access control, break-glass and review pages @integration @e2e', function () {
   this.timeout(240_000);
 
   let testAppliance: TestAppliance;
-  let context: BrowserContext;
   let page: Page;
-  let userDataDir: string;
+  let browser: ConsoleBrowser;
   let origin: string;
   let watch: PageWatch;
 
@@ -47,36 +46,24 @@ describe('Console access control, break-glass and review pages @integration @e2e
     grantee = await testAppliance.userWithRole('auditor');
     analyst = await testAppliance.userWithRole('analyst');
 
-    userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'console-access-e2e-chromium-'));
-    context = await launchChromium(userDataDir);
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
     // Recovery returns 404 on purpose, because this appliance has no mail server.
-    watch = watchPage(
-      context,
-      page,
+    browser = await openConsole(
+      'access',
       origin,
       (message) =>
         /status of 404\b/.test(message.text()) &&
         message.location().url.endsWith('/api/v1/auth/recovery'),
     );
-
-    await page.goto(origin);
+    ({ page, watch } = browser);
     await signIn('admin', adminTestPassword);
   });
 
-  // Set E2E_SCREENSHOT_DIR to a directory outside the repository to keep a PNG after each test.
   afterEach(async function () {
-    const directory = process.env.E2E_SCREENSHOT_DIR;
-    if (!directory || !this.currentTest) return;
-    fs.mkdirSync(directory, { recursive: true });
-    const name = `access-${this.currentTest.title.replace(/\W+/g, '-')}.png`;
-    await page.screenshot({ path: path.join(directory, name), fullPage: true });
+    if (this.currentTest) await browser.screenshot(this.currentTest.title);
   });
 
   after(async function () {
-    await context?.close();
-    if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
     await testAppliance?.close();
   });
 
@@ -263,9 +250,8 @@ describe('Console second approval of access changes @integration @e2e', function
   this.timeout(240_000);
 
   let testAppliance: TestAppliance;
-  let context: BrowserContext;
+  let browser: ConsoleBrowser;
   let page: Page;
-  let userDataDir: string;
   let watch: PageWatch;
 
   let secondAdmin: ApiClient;
@@ -280,13 +266,8 @@ describe('Console second approval of access changes @integration @e2e', function
     secondAdmin = (await testAppliance.userWithRole('admin')).client;
     author = await testAppliance.userWithRole('author');
 
-    userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'console-approval-e2e-chromium-'));
-    context = await launchChromium(userDataDir);
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
-    watch = watchPage(context, page, origin);
-
-    await page.goto(origin);
+    browser = await openConsole('approval', origin);
+    ({ page, watch } = browser);
     await page.getByTestId('login-username').fill('admin');
     await page.getByTestId('login-password').fill(adminTestPassword);
     await page.getByTestId('login-submit').click();
@@ -294,8 +275,7 @@ describe('Console second approval of access changes @integration @e2e', function
   });
 
   after(async function () {
-    await context?.close();
-    if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
     await testAppliance?.close();
   });
 
@@ -345,9 +325,8 @@ describe('Console security keys and devices @integration @e2e', function () {
   this.timeout(240_000);
 
   let testAppliance: TestAppliance;
-  let context: BrowserContext;
+  let browser: ConsoleBrowser;
   let page: Page;
-  let userDataDir: string;
   let watch: PageWatch;
   let analyst: { username: string; password: string };
 
@@ -360,15 +339,12 @@ describe('Console security keys and devices @integration @e2e', function () {
     // localhost, which is the appliance's default WEBAUTHN_RP_ID for a loopback address.
     const origin = `https://localhost:${new URL(testAppliance.appliance.url).port}`;
 
-    userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'console-keys-e2e-chromium-'));
-    context = await launchChromium(userDataDir);
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
-    watch = watchPage(context, page, origin);
+    browser = await openConsole('keys', origin);
+    ({ page, watch } = browser);
 
     // Chromium's virtual authenticator stands in for a USB key: it is the browser's own
     // WebAuthn stack with a software key, and it confirms presence without a touch.
-    const cdp = await context.newCDPSession(page);
+    const cdp = await browser.context.newCDPSession(page);
     await cdp.send('WebAuthn.enable');
     await cdp.send('WebAuthn.addVirtualAuthenticator', {
       options: {
@@ -387,8 +363,7 @@ describe('Console security keys and devices @integration @e2e', function () {
   });
 
   after(async function () {
-    await context?.close();
-    if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
     await testAppliance?.close();
   });
 

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 
 import {
   adminTestPassword,
@@ -16,9 +15,9 @@ import {
   consoleDir,
   expectCount,
   expectText,
-  launchChromium,
-  watchPage,
   type PageWatch,
+  openConsole,
+  type ConsoleBrowser,
 } from './browser';
 
 const projectKeysPath = '/api/v1/projects/keys';
@@ -45,9 +44,8 @@ describe('Console account, API key, user and key pages @integration @e2e', funct
   this.timeout(240_000);
 
   let testAppliance: TestAppliance;
-  let context: BrowserContext;
   let page: Page;
-  let userDataDir: string;
+  let browser: ConsoleBrowser;
   let origin: string;
   let watch: PageWatch;
 
@@ -66,37 +64,24 @@ describe('Console account, API key, user and key pages @integration @e2e', funct
     await testAppliance.admin();
     auditor = await testAppliance.userWithRole('auditor');
 
-    userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'console-account-e2e-chromium-'));
-    context = await launchChromium(userDataDir);
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
-
     // The Keys page requests project keys, which this appliance may not serve, and shows that.
-    watch = watchPage(
-      context,
-      page,
+    browser = await openConsole(
+      'account',
       origin,
       (message) =>
         /status of 404\b/.test(message.text()) && message.location().url.endsWith(projectKeysPath),
     );
-
-    await page.goto(origin);
+    ({ page, watch } = browser);
     await signInWithPassword('admin', adminTestPassword);
     await expectText(page.getByTestId('current-user'), 'admin');
   });
 
-  // Set E2E_SCREENSHOT_DIR to a directory outside the repository to keep a PNG after each test.
   afterEach(async function () {
-    const directory = process.env.E2E_SCREENSHOT_DIR;
-    if (!directory || !this.currentTest) return;
-    fs.mkdirSync(directory, { recursive: true });
-    const name = `account-${this.currentTest.title.replace(/\W+/g, '-')}.png`;
-    await page.screenshot({ path: path.join(directory, name), fullPage: true });
+    if (this.currentTest) await browser.screenshot(this.currentTest.title);
   });
 
   after(async function () {
-    await context?.close();
-    if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
     await testAppliance?.close();
   });
 

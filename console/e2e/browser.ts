@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,4 +132,49 @@ export async function signIn(page: Page, username: string, password: string) {
 export async function signOut(page: Page) {
   await page.getByTestId('logout').click();
   await page.getByTestId('login-submit').waitFor();
+}
+
+/** A Chromium profile with one page watched for problems, as each console test suite uses it. */
+export interface ConsoleBrowser {
+  context: BrowserContext;
+  page: Page;
+  watch: PageWatch;
+  /** Saves a full-page PNG under E2E_SCREENSHOT_DIR when that variable is set. */
+  screenshot(name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Launches Chromium with a fresh profile named after `label`, watches its page against
+ * `origin` (see watchPage for `allow`) and opens the console there.
+ */
+export async function openConsole(
+  label: string,
+  origin: string,
+  allow?: (message: ConsoleMessage) => boolean,
+): Promise<ConsoleBrowser> {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), `console-${label}-chromium-`));
+  const context = await launchChromium(userDataDir);
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(15_000);
+  const watch = watchPage(context, page, origin, allow);
+  await page.goto(origin);
+
+  return {
+    context,
+    page,
+    watch,
+    async screenshot(name) {
+      // Set E2E_SCREENSHOT_DIR to a directory outside the repository to keep the PNGs.
+      const directory = process.env.E2E_SCREENSHOT_DIR;
+      if (!directory) return;
+      fs.mkdirSync(directory, { recursive: true });
+      const file = `${label}-${name.replace(/\W+/g, '-')}.png`;
+      await page.screenshot({ path: path.join(directory, file), fullPage: true });
+    },
+    async close() {
+      await context.close();
+      fs.rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
 }

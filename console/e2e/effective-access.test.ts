@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 
 import type { ApiClient } from '../../appliance/testing/api-client';
 import { startTestAppliance, type TestAppliance } from '../../appliance/testing/harness';
@@ -13,11 +12,11 @@ import {
   consoleDir,
   expectCount,
   expectText,
-  launchChromium,
   signIn,
   signOut,
-  watchPage,
   type PageWatch,
+  openConsole,
+  type ConsoleBrowser,
 } from './browser';
 
 const projectKeysPath = '/api/v1/projects/keys';
@@ -26,9 +25,8 @@ describe('Console pages from effective access @integration @e2e', function () {
   this.timeout(240_000);
 
   let testAppliance: TestAppliance;
-  let context: BrowserContext;
   let page: Page;
-  let userDataDir: string;
+  let browser: ConsoleBrowser;
   let watch: PageWatch;
 
   let admin: ApiClient;
@@ -48,35 +46,23 @@ describe('Console pages from effective access @integration @e2e', function () {
     author = await testAppliance.userWithRole('author');
     analyst = await testAppliance.userWithRole('analyst');
 
-    userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'console-effective-access-chromium-'));
-    context = await launchChromium(userDataDir);
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
     // The Keys page requests project keys, which this appliance may not serve, and shows that.
-    watch = watchPage(
-      context,
-      page,
+    browser = await openConsole(
+      'effective-access',
       origin,
       (message) =>
         /status of 404\b/.test(message.text()) && message.location().url.endsWith(projectKeysPath),
     );
-
-    await page.goto(origin);
+    ({ page, watch } = browser);
     await signIn(page, author.username, author.password);
   });
 
-  // Set E2E_SCREENSHOT_DIR to a directory outside the repository to keep a PNG after each test.
   afterEach(async function () {
-    const directory = process.env.E2E_SCREENSHOT_DIR;
-    if (!directory || !this.currentTest) return;
-    fs.mkdirSync(directory, { recursive: true });
-    const name = `effective-access-${this.currentTest.title.replace(/\W+/g, '-')}.png`;
-    await page.screenshot({ path: path.join(directory, name), fullPage: true });
+    if (this.currentTest) await browser.screenshot(this.currentTest.title);
   });
 
   after(async function () {
-    await context?.close();
-    if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
     await testAppliance?.close();
   });
 
