@@ -16,10 +16,50 @@ export function validate<T extends z.ZodType>(
   const result = schema.safeParse(input);
   if (result.success) return result.data;
 
-  const errors: FieldError[] = result.error.issues.map((issue) => ({
-    field: [...(where === 'body' ? [] : [where]), ...issue.path.map(String)].join('.') || where,
-    message: issue.message,
-  }));
+  const errors = fieldErrorsOf(
+    result.error.issues,
+    (path) => [...(where === 'body' ? [] : [where]), ...path.map(String)].join('.') || where,
+  );
   const detail = errors.map((error) => `${error.field}: ${error.message}`).join('; ');
   throw problems.invalidRequest(detail, errors);
+}
+
+/** Turns zod issues into field errors; `fieldOf` names the field at an issue's path. */
+export function fieldErrorsOf(
+  issues: readonly z.core.$ZodIssue[],
+  fieldOf: (path: PropertyKey[]) => string,
+): FieldError[] {
+  return issues.flatMap((issue) =>
+    // An unknown key is reported at its own path, so a client sees which field to drop.
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({
+          field: fieldOf([...issue.path, key]),
+          message: 'is not a known field; remove it',
+        }))
+      : [{ field: fieldOf(issue.path), message: plainMessage(issue) }],
+  );
+}
+
+/** Above this many allowed values, a message names a few instead of all of them. */
+const maxListedValues = 8;
+
+/**
+ * Rewords zod's default messages ("Invalid input: expected string, received
+ * undefined") as the field rules the API documents. Messages a schema sets
+ * itself are kept as they are.
+ */
+function plainMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type' && issue.message.startsWith('Invalid input')) {
+    if (/received undefined$/.test(issue.message)) return 'is required';
+    const article = /^[aeiou]/.test(issue.expected) ? 'an' : 'a';
+    return `must be ${article} ${issue.expected}`;
+  }
+
+  if (issue.code === 'invalid_value' && issue.message.startsWith('Invalid option')) {
+    const values = issue.values.map((value) => JSON.stringify(value));
+    return values.length <= maxListedValues
+      ? `must be one of ${values.join(', ')}`
+      : `must be one of ${values.length} allowed values, such as ${values.slice(0, 3).join(', ')}`;
+  }
+  return issue.message;
 }

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 
-import { problems, ProblemError, type FieldError } from '../http/problem';
+import { problems, ProblemError } from '../http/problem';
 import { classifications } from '../identity/access/scope';
+import { fieldErrorsOf } from '../http/validate';
 
 /** Size limits of prompt content. Bodies are counted in UTF-8 bytes, the rest in characters. */
 export const limits = {
@@ -98,10 +99,9 @@ export const promptListQuery = z.object({
 export function parseBody<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
   const result = schema.safeParse(input ?? {});
   if (!result.success) {
-    const errors: FieldError[] = result.error.issues.map((issue) => ({
-      field: issue.path.length ? issue.path.map(String).join('.') : 'request body',
-      message: issue.message,
-    }));
+    const errors = fieldErrorsOf(result.error.issues, (path) =>
+      path.length ? path.map(String).join('.') : 'request body',
+    );
     throw problems.invalidRequest(
       errors.map((error) => `${error.field}: ${error.message}`).join('; '),
       errors,
