@@ -27,9 +27,16 @@ describe('access control: roles, grants, conditions, delegation @integration', f
   let test: TestAppliance;
   let admin: ApiClient;
 
+  // Each test may grant this role, so it exists before any of them runs.
   before(async function () {
     test = await startTestAppliance();
     admin = await test.admin();
+    const created = await admin.post('/access/roles', {
+      name: 'key-watcher',
+      description: 'Reads the key inventory.',
+      permissions: ['keys:read'],
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
   });
 
   after(async function () {
@@ -37,12 +44,8 @@ describe('access control: roles, grants, conditions, delegation @integration', f
   });
 
   it('custom roles: inheritance and bad definitions', async function () {
-    const created = await admin.post('/access/roles', {
-      name: 'key-watcher',
-      description: 'Reads the key inventory.',
-      permissions: ['keys:read'],
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const again = await admin.post('/access/roles', { name: 'key-watcher', permissions: [] });
+    assert.equal(again.status, 409, 'role names are unique');
 
     const child = await admin.post('/access/roles', {
       name: 'senior-author',
@@ -85,16 +88,21 @@ describe('access control: roles, grants, conditions, delegation @integration', f
     const author = await person(test, 'author');
     assert.equal((await author.client.get('/keys')).status, 403);
 
+    // Long enough for the first read on a loaded CI machine, short enough to wait for.
+    const lapsesAt = new Date(Date.now() + 5_000);
     const grant = await admin.post('/access/grants', {
       userId: author.id,
       role: 'key-watcher',
-      expiresAt: new Date(Date.now() + 2_500).toISOString(),
+      expiresAt: lapsesAt.toISOString(),
       justification: 'quarterly key audit',
     });
     assert.equal(grant.status, 201, JSON.stringify(grant.body));
     assert.equal((await author.client.get('/keys')).status, 200);
 
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    // Waits past the expiry however long the requests above took on a busy machine.
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.max(0, lapsesAt.getTime() - Date.now()) + 500),
+    );
     const lapsed = await author.client.get('/keys');
     assert.equal(lapsed.status, 403);
     assert.match(lapsed.body.detail, /keys:read/);
