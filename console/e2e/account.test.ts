@@ -86,8 +86,9 @@ describe('Console account, API key, user and key pages @integration @e2e', funct
   });
 
   it('shows admin navigation entries', async function () {
+    // The entries appear once GET /access/me has answered, so each is awaited.
     for (const entry of ['nav-users', 'nav-keys', 'nav-account', 'nav-api-keys']) {
-      assert.equal(await page.getByTestId(entry).isVisible(), true, entry);
+      await page.getByTestId(entry).waitFor({ state: 'visible' });
     }
   });
 

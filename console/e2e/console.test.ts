@@ -101,7 +101,8 @@ describe('SOC console in Chromium @integration @e2e', function () {
 
     await expectText(page.getByTestId('current-user'), 'admin');
     await expectText(page.getByTestId('current-role'), 'admin');
-    assert.equal(await page.getByTestId('nav-alerts').isVisible(), true);
+    // The entry appears once GET /access/me has answered.
+    await page.getByTestId('nav-alerts').waitFor({ state: 'visible' });
   });
 
   it('creates, lists and opens a prompt', async function () {
