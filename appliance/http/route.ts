@@ -59,8 +59,8 @@ export interface RouteContext<Params, Query, Body> {
   access(): Promise<AccessView>;
   /**
    * Throws a 403 problem unless the caller may do `permission` on this
-   * resource (its project, folders and classification); for handlers whose
-   * route-level permission held at some scope.
+   * resource (its project, folders and classification). Handlers call it
+   * because the route-level check only found the permission at some scope.
    */
   authorize(permission: Permission, resource?: ResourceDescriptor): Promise<void>;
 }
@@ -219,8 +219,9 @@ async function authenticated(
 }
 
 /**
- * An API key acts for its owner with at most the permissions it was given;
- * account routes (sessions, passwords, keys) need a signed-in person.
+ * Rejects a request an API key or token may not make: it acts for its owner
+ * with at most the permissions it was given, and account routes (sessions,
+ * passwords, keys) need a signed-in person.
  */
 function assertKeyAllows(spec: RouteSpec, principal: Principal): void {
   if (!principal.apiKey || spec.access === 'public') return;

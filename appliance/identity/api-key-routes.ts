@@ -40,7 +40,7 @@ export function apiKeyRoutes(identity: IdentityService): RouteSpec[] {
         const expiresAt = checkedExpiry(context.body.expiresAt);
         await assertProjectsExist(identity, projectIds);
 
-        // A key holds at most what its owner holds now, at some scope; at use, the
+        // A key contains at most what its owner has now, at some scope. At use, the
         // owner's grants still decide scope and conditions.
         const view = await context.access();
         const beyondRole = permissions

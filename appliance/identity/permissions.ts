@@ -1,6 +1,6 @@
 /**
  * The permission catalogue: resource types, actions and the built-in roles.
- * A permission is `resource:action`. Who holds what, where and under which
+ * A permission is `resource:action`. Which user has what, where and under which
  * conditions is decided in one place, `AccessControl.decide`
  * (appliance/identity/access/decision.ts); this module only names things.
  */
@@ -118,7 +118,7 @@ const baseRoleSets = new Map<Role, ReadonlySet<Permission>>(
   roles.map((role) => [role, new Set(builtInRoles[role].permissions)]),
 );
 
-/** Whether a built-in base role grants `permission` at appliance scope, before any other grant. */
+/** Tells whether a built-in base role grants `permission` at appliance scope, before any other grant. */
 export function baseRoleGrants(role: Role, permission: Permission): boolean {
   return baseRoleSets.get(role)?.has(permission) ?? false;
 }

@@ -166,7 +166,7 @@ export function identityRoutes(
       async handler(context) {
         // With a second approver required, one admin must not mint another admin
         // alone: a new account starts below admin and is promoted by approval.
-        // A sole admin may create the second, since nobody could approve it.
+        // A sole admin may create the second, because no other admin exists to approve it.
         const changes = options.accessChanges;
         if (
           context.body.role === 'admin' &&

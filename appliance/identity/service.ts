@@ -163,7 +163,7 @@ export class IdentityService {
       mustChangePassword: user.mustChangePassword,
       apiKey: {
         id: key.id,
-        // The route pipeline also asks the owner's current grants, so a key never
+        // The route pipeline also checks the owner's current grants, so a key never
         // outlives a role change.
         permissions: key.permissions,
         projectIds: key.projectIds,

@@ -63,7 +63,7 @@ export interface ApplianceConfig {
     changeApproval: boolean;
     /** Base roles whose holders may open break-glass access. */
     breakGlassRoles: Role[];
-    /** Longest break-glass window a user may ask for. */
+    /** Maximum break-glass window a user may request, in minutes. */
     breakGlassMaxMinutes: number;
   };
   /** OpenID Connect sign-in; undefined when no OIDC_* setting is given. */

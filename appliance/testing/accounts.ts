@@ -31,7 +31,7 @@ export async function userIdOf(admin: ApiClient, username: string): Promise<stri
   return user.id;
 }
 
-/** The `name=value` of the MFA challenge cookie a password step set. */
+/** Returns the `name=value` of the MFA challenge cookie a password step set. */
 export function challengeCookie(response: ApiResponse): string {
   const lines = [response.headers['set-cookie'] ?? []].flat();
   const line = lines.find((candidate) => candidate.startsWith(`${mfaChallengeCookieName}=`));

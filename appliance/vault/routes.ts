@@ -182,7 +182,7 @@ async function folderTree(vault: Vault): Promise<FolderTree> {
 /**
  * Checks `permission` on the prompt the path names, where it sits (project,
  * folders) and its classification: the route-level check only saw that the
- * caller holds the permission somewhere.
+ * caller has the permission somewhere.
  */
 async function authorizePrompt(
   context: RouteContext<{ id: string }, unknown, unknown>,

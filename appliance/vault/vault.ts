@@ -86,7 +86,7 @@ export interface NewVersion {
   title?: string;
 }
 
-/** Where a prompt sits: what an access decision about it needs. */
+/** The placement of a prompt (project, folder, classification), which access decisions need. */
 export interface PromptPlacement {
   folderId: string | null;
   projectId: string | null;
@@ -259,7 +259,7 @@ export class Vault {
     });
   }
 
-  /** Where a prompt sits, for access decisions; 404 for an unknown id. Opens no content. */
+  /** Returns the placement of a prompt for access decisions, or a 404 for an unknown id. Opens no content. */
   async placement(id: string): Promise<PromptPlacement> {
     return placementOf(await this.requirePrompt(id));
   }

@@ -98,7 +98,8 @@ describe('Console access control, break-glass and review pages @integration @e2e
     const grantRow = page.locator(`[data-testid="grant-row"][data-username="${grantee.username}"]`);
     await expectText(grantRow.getByTestId('grant-row-role'), customRole);
     const expires = await grantRow.getByTestId('grant-row-expires').getAttribute('datetime');
-    assert.ok(expires && Date.parse(expires) > Date.now(), `expiry ${expires} in the future`);
+    assert.ok(expires, 'the grant row shows an expiry');
+    assert.ok(Date.parse(expires) > Date.now(), `expiry ${expires} in the future`);
 
     assert.equal((await grantee.client.get('/prompts')).status, 200, 'after the grant');
   });
@@ -342,7 +343,7 @@ describe('Console security keys and devices @integration @e2e', function () {
     browser = await openConsole('keys', origin);
     ({ page, watch } = browser);
 
-    // Chromium's virtual authenticator stands in for a USB key: it is the browser's own
+    // Chromium's virtual authenticator replaces a USB key: it is the browser's own
     // WebAuthn stack with a software key, and it confirms presence without a touch.
     const cdp = await browser.context.newCDPSession(page);
     await cdp.send('WebAuthn.enable');

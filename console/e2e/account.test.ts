@@ -86,7 +86,7 @@ describe('Console account, API key, user and key pages @integration @e2e', funct
   });
 
   it('shows admin navigation entries', async function () {
-    // The entries appear once GET /access/me has answered, so each is awaited.
+    // The entries appear once GET /access/me has returned, so each is awaited.
     for (const entry of ['nav-users', 'nav-keys', 'nav-account', 'nav-api-keys']) {
       await page.getByTestId(entry).waitFor({ state: 'visible' });
     }

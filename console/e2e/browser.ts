@@ -127,7 +127,7 @@ export async function signIn(page: Page, username: string, password: string) {
   await page.getByTestId('login-password').fill(password);
   await page.getByTestId('login-submit').click();
   await expectText(page.getByTestId('current-user'), username);
-  // Pages and navigation follow GET /access/me, which answers after the sign-in.
+  // Pages and navigation follow GET /access/me, which returns after the sign-in.
   await expectCount(page.getByTestId('access-loading'), 0);
 }
 

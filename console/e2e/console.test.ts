@@ -101,7 +101,7 @@ describe('SOC console in Chromium @integration @e2e', function () {
 
     await expectText(page.getByTestId('current-user'), 'admin');
     await expectText(page.getByTestId('current-role'), 'admin');
-    // The entry appears once GET /access/me has answered.
+    // The entry appears once GET /access/me has returned.
     await page.getByTestId('nav-alerts').waitFor({ state: 'visible' });
   });
 

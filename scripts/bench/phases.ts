@@ -81,7 +81,7 @@ export function rateResult(
   };
 }
 
-/** What a benchmark gets from `inBenchDirectory`: settings, the token and a list of servers to close. */
+/** The setup `inBenchDirectory` gives a benchmark: settings, the token and a list of servers to close. */
 export interface BenchSetup {
   config: ApplianceConfig;
   keys: KeyProvider;

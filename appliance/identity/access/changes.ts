@@ -249,12 +249,8 @@ export class AccessChanges {
   }
 
   /** Counts the enabled admins other than `userId`: the people who could approve a change. */
-  async otherAdmins(userId: string): Promise<number> {
-    const [{ count }] = await this.database.sequelize.query<{ count: number }>(
-      "SELECT COUNT(*) AS count FROM users WHERE role = 'admin' AND disabled = 0 AND id != :userId",
-      { type: QueryTypes.SELECT, replacements: { userId } },
-    );
-    return count;
+  otherAdmins(userId: string): Promise<number> {
+    return this.access.grants.otherAdmins(userId);
   }
 
   /** Checks the grantee, role, scope and expiry of a new grant; returns the grantee's name. */

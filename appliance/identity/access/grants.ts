@@ -163,6 +163,15 @@ export class GrantStore {
     return rows[0] ? { role: rows[0].role, disabled: Boolean(rows[0].disabled) } : undefined;
   }
 
+  /** Counts the enabled admins other than `userId`: the people who could approve or take over. */
+  async otherAdmins(userId: string, transaction?: Transaction): Promise<number> {
+    const [{ count }] = await this.database.sequelize.query<{ count: number }>(
+      "SELECT COUNT(*) AS count FROM users WHERE role = 'admin' AND disabled = 0 AND id != :userId",
+      { type: QueryTypes.SELECT, transaction, replacements: { userId } },
+    );
+    return count;
+  }
+
   private async select(
     clause: string,
     replacements: Record<string, unknown>,

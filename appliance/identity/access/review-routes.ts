@@ -8,7 +8,7 @@ import { route, type RouteSpec } from '../../http/route';
 import { assertFutureExpiry } from './changes';
 import type { AccessReviews } from './reviews';
 
-/** Maximum length of a review campaign; a review that runs longer says little about current access. */
+/** Maximum length of a review campaign, because a longer review shows little about current access. */
 const maxCampaignMs = 180 * 24 * 60 * 60 * 1000;
 
 const newCampaign = z
@@ -130,7 +130,7 @@ export function reviewRoutes(reviews: AccessReviews, keys: KeyProvider): RouteSp
 }
 
 /**
- * The campaign as evidence: the exact JSON text that was signed, its SHA-256,
+ * Packages the campaign as evidence: the exact JSON text that was signed, its SHA-256,
  * and an ECDSA P-256 signature from the HSM that `openssl dgst -sha256
  * -verify` checks against the published public key.
  */

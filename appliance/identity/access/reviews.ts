@@ -304,11 +304,7 @@ export class AccessReviews {
 
   private async isLastAdmin(item: ReviewItem, transaction: Transaction): Promise<boolean> {
     if (item.kind !== 'base-role' || item.role !== 'admin') return false;
-    const [{ others }] = await this.database.sequelize.query<{ others: number }>(
-      "SELECT COUNT(*) AS others FROM users WHERE role = 'admin' AND disabled = 0 AND id != :userId",
-      { type: QueryTypes.SELECT, transaction, replacements: { userId: item.userId } },
-    );
-    return others === 0;
+    return (await this.access.grants.otherAdmins(item.userId, transaction)) === 0;
   }
 
   private async revoke(

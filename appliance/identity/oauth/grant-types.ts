@@ -195,7 +195,7 @@ function grantedScope(
   return requested as Permission[];
 }
 
-/** Keeps the granted permissions that the owner still holds, when the runtime says what that is. */
+/** Keeps the granted permissions the owner still has, when the runtime provides that set. */
 async function stillHeld(
   oauth: OAuthService,
   owner: { id: string; role: Role },

@@ -26,7 +26,7 @@ export class OAuthService {
   readonly accessTokens: AccessTokens;
 
   /**
-   * Returns what a user holds now at some scope, so issued tokens advertise
+   * Returns the permissions a user has now at some scope, so issued tokens advertise
    * no scope their owner lost; set by the runtime from AccessControl. Each
    * request is decided by the route pipeline whether or not it is set.
    */
@@ -108,7 +108,7 @@ export class OAuthService {
 
 /**
  * Keeps the permissions of `requested` that the grant contains. What the
- * owner holds now is decided per request by the route pipeline, which asks
+ * owner has now is decided per request by the route pipeline, which checks
  * the owner's current roles and grants as well as these.
  */
 export function effectivePermissions(
