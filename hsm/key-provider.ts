@@ -1,4 +1,15 @@
 /**
+ * A tenant key as the appliance stores it: a 32-byte AES-256 key wrapped
+ * (RFC 3394) under a master key version. It wraps the data keys of one
+ * tenant, so a master key rotation rewraps tenant keys, not data keys.
+ */
+export interface WrappedTenantKey {
+  wrapped: Buffer;
+  /** PKCS#11 URI (RFC 7512) of the master key version that wraps it. */
+  masterKeyUri: string;
+}
+
+/**
  * The contract between the appliance and its HSM. Everything that speaks
  * PKCS#11 lives in hsm/; the rest of the appliance sees only this interface.
  */
@@ -30,6 +41,25 @@ export interface KeyProvider {
    * process. Throws hsm_unwrap_failed when the wrapped bytes were altered.
    */
   rewrapDataKey(wrapped: Buffer, fromMasterKeyUri: string, toMasterKeyUri: string): Buffer;
+
+  /**
+   * Wraps a 32-byte data key under a tenant key. The tenant key is unwrapped
+   * inside the token into a session object that cannot be read or
+   * extracted; the provider keeps a bounded number of them for later calls.
+   */
+  wrapDataKeyUnder(tenantKey: WrappedTenantKey, dataKey: Buffer): Buffer;
+
+  /**
+   * Unwraps a data key stored wrapped by a tenant key; throws HsmError
+   * hsm_unwrap_failed when the data key or the tenant key was altered.
+   */
+  unwrapDataKeyUnder(tenantKey: WrappedTenantKey, wrapped: Buffer): Buffer;
+
+  /**
+   * Moves a data key from one tenant key version to another inside the
+   * token, so the plaintext key never enters this process.
+   */
+  rewrapDataKeyBetween(wrapped: Buffer, from: WrappedTenantKey, to: WrappedTenantKey): Buffer;
 
   /** Generates master key version `version` (2 or later) on the token and returns its PKCS#11 URI. */
   createMasterKeyVersion(version: number): string;

@@ -1,3 +1,5 @@
+import crypto from 'node:crypto';
+
 import {
   KeyType,
   MechanismEnum,
@@ -23,7 +25,7 @@ import {
 } from './appliance-keys';
 import { HsmError, ckrName, toHsmError } from './errors';
 import { clearOpenSslErrorQueue } from './openssl-error-queue';
-import type { KeyProvider } from './key-provider';
+import type { KeyProvider, WrappedTenantKey } from './key-provider';
 import { checkMechanisms, keyProviderMechanisms } from './mechanisms';
 import { readPinFile } from './pin-files';
 import {
@@ -101,6 +103,26 @@ export const dataKeyTemplate: ITemplate = {
  */
 export const rewrapTemplate: ITemplate = { ...dataKeyTemplate, sensitive: true };
 
+/**
+ * Attributes of the session object that contains an unwrapped tenant key: it
+ * wraps and unwraps data keys, and its value can be neither read nor
+ * wrapped out of the token.
+ */
+const tenantKeyTemplate: ITemplate = {
+  ...dataKeyTemplate,
+  sensitive: true,
+  extractable: false,
+  wrap: true,
+  unwrap: true,
+};
+
+/**
+ * Maximum number of unwrapped tenant keys kept as session objects. Each
+ * object lengthens SoftHSM's object scans (C_FindObjects), so beyond this
+ * the least recently used one is destroyed. A miss costs one C_UnwrapKey.
+ */
+const maxTenantKeyObjects = 64;
+
 /** CKA_LABEL of master key versions 2 and later. */
 const masterVersionLabel = new RegExp(`^${masterKeyLabel}-v[0-9]+$`);
 
@@ -126,6 +148,12 @@ export class Pkcs11KeyProvider implements KeyProvider {
 
   /** Handles of master key versions 2 and later by URI, looked up on first use. */
   private readonly masterKeyVersions = new Map<string, SecretKey>();
+
+  /**
+   * Unwrapped tenant keys by a digest of their master key URI and wrapped
+   * bytes, in least recently used order; see tenantKeyObject().
+   */
+  private readonly tenantKeys = new Map<string, SecretKey>();
 
   private constructor(
     private readonly module: Module,
@@ -201,56 +229,36 @@ export class Pkcs11KeyProvider implements KeyProvider {
 
   wrapDataKey(dataKey: Buffer, masterKeyUri?: string): Buffer {
     this.assertOpen();
-    const masterKey = this.resolveMasterKey(masterKeyUri);
-    if (!Buffer.isBuffer(dataKey) || dataKey.length !== dataKeyLength) {
-      throw new HsmError(
-        'hsm_invalid_input',
-        `Wrapping the data key failed: expected a ${dataKeyLength}-byte AES-256 key, got ${describeLength(dataKey)}.`,
-      );
-    }
-
-    let dataKeyObject: SecretKey;
-    try {
-      dataKeyObject = this.session
-        .create({ ...dataKeyTemplate, value: dataKey })
-        .toType<SecretKey>();
-    } catch (error) {
-      throw toHsmError(error, 'Importing the data key as a session object');
-    }
-
-    try {
-      return this.session.wrapKey(MechanismEnum.AES_KEY_WRAP, masterKey, dataKeyObject);
-    } catch (error) {
-      const action = 'Wrapping the data key under the master key (C_WrapKey)';
-      throw masterKeyGoneError(error, action) ?? toHsmError(error, action);
-    } finally {
-      this.destroyQuietly(dataKeyObject, 'wrap');
-    }
+    return this.wrapWith(this.resolveMasterKey(masterKeyUri), dataKey, 'the master key');
   }
 
   unwrapDataKey(wrapped: Buffer, masterKeyUri?: string): Buffer {
     this.assertOpen();
-    const dataKeyObject = this.unwrapToObject(
-      wrapped,
-      this.resolveMasterKey(masterKeyUri),
-      dataKeyTemplate,
-    );
+    return this.unwrapWith(this.resolveMasterKey(masterKeyUri), wrapped);
+  }
+
+  wrapDataKeyUnder(tenantKey: WrappedTenantKey, dataKey: Buffer): Buffer {
+    this.assertOpen();
+    return this.wrapWith(this.tenantKeyObject(tenantKey), dataKey, 'the tenant key');
+  }
+
+  unwrapDataKeyUnder(tenantKey: WrappedTenantKey, wrapped: Buffer): Buffer {
+    this.assertOpen();
+    return this.unwrapWith(this.tenantKeyObject(tenantKey), wrapped);
+  }
+
+  rewrapDataKeyBetween(wrapped: Buffer, from: WrappedTenantKey, to: WrappedTenantKey): Buffer {
+    this.assertOpen();
+    const fromKey = this.tenantKeyObject(from);
+    const toKey = this.tenantKeyObject(to);
+    const dataKeyObject = this.unwrapToObject(wrapped, fromKey, rewrapTemplate);
 
     try {
-      const value = dataKeyObject.getAttribute({ value: null }).value;
-      if (!Buffer.isBuffer(value) || value.length !== dataKeyLength) {
-        throw new HsmError(
-          'hsm_unwrap_failed',
-          `Unwrapping the data key produced ${describeLength(value)} instead of ${dataKeyLength}. The stored value is not a wrapped AES-256 data key.`,
-        );
-      }
-      const copy = Buffer.from(value);
-      value.fill(0);
-      return copy;
+      return this.session.wrapKey(MechanismEnum.AES_KEY_WRAP, toKey, dataKeyObject);
     } catch (error) {
-      throw toHsmError(error, 'Reading the unwrapped data key (C_GetAttributeValue)');
+      throw toHsmError(error, 'Wrapping the data key under the new tenant key version (C_WrapKey)');
     } finally {
-      this.destroyQuietly(dataKeyObject, 'unwrap');
+      this.destroyQuietly(dataKeyObject, 'rewrap');
     }
   }
 
@@ -474,6 +482,98 @@ export class Pkcs11KeyProvider implements KeyProvider {
     }
   }
 
+  /** Imports `dataKey` as a session object and wraps it under `wrappingKey` (C_WrapKey). */
+  private wrapWith(wrappingKey: SecretKey, dataKey: Buffer, wrappingName: string): Buffer {
+    if (!Buffer.isBuffer(dataKey) || dataKey.length !== dataKeyLength) {
+      throw new HsmError(
+        'hsm_invalid_input',
+        `Wrapping the data key failed: expected a ${dataKeyLength}-byte AES-256 key, got ${describeLength(dataKey)}.`,
+      );
+    }
+
+    let dataKeyObject: SecretKey;
+    try {
+      dataKeyObject = this.session
+        .create({ ...dataKeyTemplate, value: dataKey })
+        .toType<SecretKey>();
+    } catch (error) {
+      throw toHsmError(error, 'Importing the data key as a session object');
+    }
+
+    try {
+      return this.session.wrapKey(MechanismEnum.AES_KEY_WRAP, wrappingKey, dataKeyObject);
+    } catch (error) {
+      const action = `Wrapping the data key under ${wrappingName} (C_WrapKey)`;
+      throw masterKeyGoneError(error, action) ?? toHsmError(error, action);
+    } finally {
+      this.destroyQuietly(dataKeyObject, 'wrap');
+    }
+  }
+
+  /** Unwraps a stored data key under `wrappingKey` and returns a copy of its value. */
+  private unwrapWith(wrappingKey: SecretKey, wrapped: Buffer): Buffer {
+    const dataKeyObject = this.unwrapToObject(wrapped, wrappingKey, dataKeyTemplate);
+
+    try {
+      const value = dataKeyObject.getAttribute({ value: null }).value;
+      if (!Buffer.isBuffer(value) || value.length !== dataKeyLength) {
+        throw new HsmError(
+          'hsm_unwrap_failed',
+          `Unwrapping the data key produced ${describeLength(value)} instead of ${dataKeyLength}. The stored value is not a wrapped AES-256 data key.`,
+        );
+      }
+      const copy = Buffer.from(value);
+      value.fill(0);
+      return copy;
+    } catch (error) {
+      throw toHsmError(error, 'Reading the unwrapped data key (C_GetAttributeValue)');
+    } finally {
+      this.destroyQuietly(dataKeyObject, 'unwrap');
+    }
+  }
+
+  /**
+   * Returns the session object of a tenant key, unwrapping it under its
+   * master key version on first use. The cache key covers the wrapped bytes,
+   * so a rewrapped or edited row never reuses another row's object. A tenant
+   * key that fails the RFC 3394 check throws hsm_unwrap_failed.
+   */
+  private tenantKeyObject(tenantKey: WrappedTenantKey): SecretKey {
+    const id = crypto
+      .createHash('sha256')
+      .update(tenantKey.masterKeyUri)
+      .update('\0')
+      .update(tenantKey.wrapped)
+      .digest('base64');
+    const cached = this.tenantKeys.get(id);
+    if (cached) {
+      this.tenantKeys.delete(id);
+      this.tenantKeys.set(id, cached);
+      return cached;
+    }
+
+    const masterKey = this.resolveMasterKey(tenantKey.masterKeyUri);
+    let object: SecretKey;
+    try {
+      object = this.unwrapToObject(tenantKey.wrapped, masterKey, tenantKeyTemplate);
+    } catch (error) {
+      if (!(error instanceof HsmError) || error.code !== 'hsm_unwrap_failed') throw error;
+      throw new HsmError(
+        'hsm_unwrap_failed',
+        `Unwrapping the tenant key under ${tenantKey.masterKeyUri} failed: the stored tenant key was altered or wrapped under another master key. Restore project_key_versions from a backup.`,
+        { ckr: error.ckr, cause: error },
+      );
+    }
+
+    this.tenantKeys.set(id, object);
+    if (this.tenantKeys.size > maxTenantKeyObjects) {
+      const [oldestId, oldest] = this.tenantKeys.entries().next().value as [string, SecretKey];
+      this.tenantKeys.delete(oldestId);
+      this.destroyQuietly(oldest, 'tenant key');
+    }
+    return object;
+  }
+
   private assertOpen(): void {
     if (this.closed) {
       throw new HsmError(
@@ -488,7 +588,10 @@ export class Pkcs11KeyProvider implements KeyProvider {
    * so it cannot hide the result or the error of the wrap or unwrap; the
    * object still disappears when the session closes.
    */
-  private destroyQuietly(object: SecretKey, operation: 'wrap' | 'unwrap' | 'rewrap'): void {
+  private destroyQuietly(
+    object: SecretKey,
+    operation: 'wrap' | 'unwrap' | 'rewrap' | 'tenant key',
+  ): void {
     try {
       this.session.destroy(object);
     } catch (error) {

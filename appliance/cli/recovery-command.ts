@@ -38,7 +38,7 @@ export function registerRecoveryCommand(program: Command): Command {
         );
         if (manifest.unescrowedDataKeys > 0) {
           console.error(
-            `warning: ${manifest.unescrowedDataKeys} data keys are not escrowed; run \`appliancectl recovery escrow-sync\` and take a new backup`,
+            `warning: ${manifest.unescrowedDataKeys} keys are not escrowed; run \`appliancectl recovery escrow-sync\` and take a new backup`,
           );
           process.exitCode = exitCodes.partial;
         }
@@ -68,7 +68,7 @@ export function registerRecoveryCommand(program: Command): Command {
           replace: options.replace,
         });
         console.log(
-          `recovery key ${result.fingerprint.slice(0, 8)} (sha256 ${result.fingerprint}): ${options.threshold} of ${result.shares.length} shares restore it; ${result.escrowed} data keys escrowed.`,
+          `recovery key ${result.fingerprint.slice(0, 8)} (sha256 ${result.fingerprint}): ${options.threshold} of ${result.shares.length} shares restore it; ${result.escrowed} keys escrowed.`,
         );
         console.log(
           'Hand each custodian their own line. The shares are printed only now and stored nowhere.',
@@ -89,7 +89,7 @@ export function registerRecoveryCommand(program: Command): Command {
     .action(() =>
       withLocal(async (context) => {
         const count = await syncEscrow(context);
-        console.log(`${count} data keys escrowed`);
+        console.log(`${count} keys escrowed`);
       }),
     );
 

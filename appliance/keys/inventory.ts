@@ -36,7 +36,7 @@ export interface KeyInventoryItem {
     type: 'data-key' | 'audit-record' | 'audit-checkpoint' | 'prompt' | 'database-file';
     count: number;
   };
-  /** For a data-key aggregate: the master key that wraps these data keys. */
+  /** For a data-key aggregate or an appliance tenant key: the master key version that wraps it. */
   masterKeyUri?: string;
   /** For a data-key aggregate: creation time of its newest data key. */
   lastCreatedAt?: string;

@@ -22,6 +22,8 @@ export interface MasterWrappedTable {
    * keys that the appliance makes again on demand.
    */
   unrecorded: 'fail' | 'delete';
+  /** SQL condition on the table (alias t) that keeps only rows wrapped by the master key. */
+  where?: string;
 }
 
 /** TOTP data keys, one per user with an authenticator. */
@@ -44,8 +46,27 @@ export const signingDataKeys: MasterWrappedTable = {
   unrecorded: 'delete',
 };
 
+/**
+ * Tenant keys of appliance-keyed projects, one per project and version. The
+ * data keys under them stay as they are, so a master key rotation costs one
+ * rewrap per tenant key version, not per prompt.
+ */
+export const applianceTenantKeys: MasterWrappedTable = {
+  label: 'tenant key version',
+  table: 'project_key_versions',
+  idColumn: 'key_uri',
+  wrappedColumn: 'wrapped_key',
+  unrecorded: 'fail',
+  // Customer-keyed versions live on the customer token and have no wrapped copy.
+  where: 't.wrapped_key IS NOT NULL',
+};
+
 /** Every table that a master key rotation rewraps after the prompt data keys. */
-export const masterWrappedTables: readonly MasterWrappedTable[] = [totpDataKeys, signingDataKeys];
+export const masterWrappedTables: readonly MasterWrappedTable[] = [
+  totpDataKeys,
+  signingDataKeys,
+  applianceTenantKeys,
+];
 
 /**
  * Counts the rows of `source` wrapped under a master key version below
@@ -60,7 +81,7 @@ export async function countMasterWrappedBelow(
   const rows = await database.sequelize.query<{ count: number }>(
     `SELECT COUNT(*) AS count FROM ${source.table} t
      LEFT JOIN key_versions v ON v.key_uri = t.master_key_uri
-     WHERE v.version IS NULL OR v.version < :version`,
+     WHERE (v.version IS NULL OR v.version < :version) AND ${source.where ?? '1 = 1'}`,
     { type: QueryTypes.SELECT, transaction, replacements: { version } },
   );
   return rows[0]?.count ?? 0;
@@ -88,7 +109,7 @@ export async function rewrapMasterWrappedKeys(
   }>(
     `SELECT t.${source.idColumn} AS id, t.${source.wrappedColumn} AS wrapped, t.master_key_uri, v.version
      FROM ${source.table} t LEFT JOIN key_versions v ON v.key_uri = t.master_key_uri
-     WHERE t.master_key_uri <> :uri ORDER BY t.${source.idColumn}`,
+     WHERE t.master_key_uri <> :uri AND ${source.where ?? '1 = 1'} ORDER BY t.${source.idColumn}`,
     { type: QueryTypes.SELECT, transaction, replacements: { uri: rotation.keyUri } },
   );
 

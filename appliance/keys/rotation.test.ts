@@ -126,14 +126,14 @@ describe('master key rotation API @integration', function () {
     vault.close();
   });
 
-  it('shows appliance-keyed projects under the active version', async function () {
+  it('wraps new tenant keys under the active version', async function () {
     const created = await admin.post('/projects', { name: 'After rotation', keyMode: 'appliance' });
     assert.equal(created.status, 201, JSON.stringify(created.body));
-    assert.match(created.body.keyUri, /object=vault-master-v2;/);
+    assert.match(created.body.masterKeyUri, /object=vault-master-v2;/);
 
     const listed = await admin.get('/projects');
     const project = listed.body.items.find((item: { id: string }) => item.id === created.body.id);
-    assert.match(project.keyUri, /object=vault-master-v2;/);
+    assert.match(project.masterKeyUri, /object=vault-master-v2;/);
   });
 
   it('audits the rotation as evidence', async function () {

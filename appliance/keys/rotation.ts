@@ -263,7 +263,7 @@ export class KeyRotationService {
     await this.jobs.stop();
   }
 
-  /** Counts the TOTP and OAuth signing data keys under a master key version below `version`, per table. */
+  /** Counts the TOTP and OAuth signing data keys and the tenant keys under a master key version below `version`, per table. */
   private async countWrappedBelow(
     version: number,
     transaction: Transaction,

@@ -12,6 +12,7 @@ import {
 import { readState } from '../platform/state';
 import { RecoveryInputError } from './errors';
 import { countUnescrowedTotpKeys } from '../keys/totp-keys';
+import { countUnescrowedTenantKeys } from '../tenants/tenant-key-escrow';
 import { countUnescrowed, readRecoveryKey } from './escrow';
 import { auditEntry, type RecoveryContext } from './init';
 import { sealDatabaseKey } from './recovery-key';
@@ -152,7 +153,8 @@ async function readCopy(
         : null,
       unescrowedDataKeys: recovery
         ? (await countUnescrowed(copy, recovery.fingerprint)) +
-          (await countUnescrowedTotpKeys(copy, recovery.fingerprint))
+          (await countUnescrowedTotpKeys(copy, recovery.fingerprint)) +
+          (await countUnescrowedTenantKeys(copy, recovery.fingerprint))
         : 0,
       auditHead: head ? (JSON.parse(head) as BackupManifest['auditHead']) : { seq: 0, hash: '' },
       ...(wrapped && key

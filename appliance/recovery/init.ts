@@ -8,6 +8,7 @@ import type { AuditTrail } from '../audit/trail';
 import type { Database } from '../platform/database';
 import { RecoveryInputError } from './errors';
 import { escrowMissingTotpKeys } from '../keys/totp-keys';
+import { escrowMissingTenantKeys } from '../tenants/tenant-key-escrow';
 import {
   escrowMissingDataKeys,
   readRecoveryKey,
@@ -91,7 +92,7 @@ export async function initRecovery(
         auditEntry(context, 'recovery.escrow', record.fingerprint, escrowNote(count)),
         transaction,
       );
-      return count.prompts + count.totp;
+      return count.prompts + count.totp + count.tenant;
     });
 
     return {
@@ -108,8 +109,9 @@ export async function initRecovery(
 }
 
 /**
- * Escrows the prompt and TOTP data keys that have no escrow row yet; needs
- * no shares, only the stored public key. Returns how many it escrowed.
+ * Escrows the prompt and TOTP data keys and the tenant keys that have no
+ * escrow row yet; needs no shares, only the stored public key. Returns how
+ * many it escrowed.
  */
 export async function syncEscrow(context: RecoveryContext): Promise<number> {
   return context.database.write(async (transaction) => {
@@ -124,27 +126,36 @@ export async function syncEscrow(context: RecoveryContext): Promise<number> {
       auditEntry(context, 'recovery.escrow', record.fingerprint, escrowNote(count)),
       transaction,
     );
-    return count.prompts + count.totp;
+    return count.prompts + count.totp + count.tenant;
   });
 }
 
+/** Escrow counts of one run: prompt data keys, TOTP data keys and appliance tenant key versions. */
+interface EscrowCount {
+  prompts: number;
+  totp: number;
+  tenant: number;
+}
+
 /**
- * Escrows the prompt data keys and the TOTP data keys that have no escrow
- * copy under `record`. TOTP keys enrolled before the recovery key existed
- * have none, and without it a restore deletes their authenticators.
+ * Escrows the prompt data keys, the TOTP data keys and the appliance tenant
+ * keys that have no escrow copy under `record`. Keys made before the
+ * recovery key existed have none; without it a restore deletes a TOTP
+ * authenticator and refuses a backup whose tenant key cannot be opened.
  */
 async function escrowMissing(
   context: RecoveryContext,
   record: RecoveryKeyRecord,
   transaction: Transaction,
-): Promise<{ prompts: number; totp: number }> {
+): Promise<EscrowCount> {
   const prompts = await escrowMissingDataKeys(context.database, context.keys, record, transaction);
   const totp = await escrowMissingTotpKeys(context.database, context.keys, record, transaction);
-  return { prompts, totp };
+  const tenant = await escrowMissingTenantKeys(context.database, context.keys, record, transaction);
+  return { prompts, totp, tenant };
 }
 
-function escrowNote(count: { prompts: number; totp: number }): string {
-  return `${count.prompts + count.totp} data keys escrowed (${count.totp} of them TOTP)`;
+function escrowNote(count: EscrowCount): string {
+  return `${count.prompts + count.totp} data keys escrowed (${count.totp} of them TOTP) and ${count.tenant} tenant keys`;
 }
 
 export function auditEntry(

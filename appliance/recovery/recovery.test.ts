@@ -108,6 +108,8 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
   const backupFile = path.join(work, 'appliance-a.sqlite');
   const markers = [`marker-${crypto.randomUUID()}`, `marker-${crypto.randomUUID()}`];
   const promptIds: string[] = [];
+  /** A prompt of an appliance-keyed project, whose data key sits under the escrowed tenant key. */
+  let projectPromptId = '';
   let shares: Record<string, string> = {};
   let applianceB: RunningAppliance | undefined;
   let config: ApplianceConfig;
@@ -261,7 +263,7 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
     );
     assert.equal(run.code, exitCodes.ok, run.stderr);
     // One prompt data key and the TOTP data key of the user who enrolled before init.
-    assert.match(run.stdout, /2 of 3 shares restore it; 2 data keys escrowed/);
+    assert.match(run.stdout, /2 of 3 shares restore it; 2 keys escrowed/);
     const totpEscrow = await applianceA.appliance.database.sequelize.query<{ username: string }>(
       'SELECT u.username FROM totp_escrow e JOIN users u ON u.id = e.user_id',
       { type: QueryTypes.SELECT },
@@ -329,9 +331,27 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
       { type: QueryTypes.SELECT, replacements: { id: created.body.id } },
     );
     assert.equal(escrowed.length, 1);
+
+    // A prompt of an appliance-keyed project: its data key is under the
+    // project's tenant key, and the tenant key is escrowed instead.
+    const project = await admin.post('/projects', { name: 'Drill', keyMode: 'appliance' });
+    assert.equal(project.status, 201, JSON.stringify(project.body));
+    const inProject = await admin.post('/prompts', {
+      title: 'In project',
+      body: `B ${markers[1]} project`,
+      projectId: project.body.id,
+    });
+    assert.equal(inProject.status, 201, JSON.stringify(inProject.body));
+    projectPromptId = inProject.body.id;
+    const tenantEscrow = await applianceA.appliance.database.sequelize.query(
+      'SELECT version FROM tenant_key_escrow WHERE project_id = :id',
+      { type: QueryTypes.SELECT, replacements: { id: project.body.id } },
+    );
+    assert.equal(tenantEscrow.length, 1);
+
     const sync = await appliancectl(['recovery', 'escrow-sync'], envA);
     assert.equal(sync.code, exitCodes.ok, sync.stderr);
-    assert.match(sync.stdout, /^0 data keys escrowed/m);
+    assert.match(sync.stdout, /^0 keys escrowed/m);
 
     const backup = await appliancectl(['backup', 'create', backupFile], envA);
     assert.equal(backup.code, exitCodes.ok, backup.stderr);
@@ -421,7 +441,8 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
       shares: [shares.carol, shares.alice],
       operator: 'cli:test',
     });
-    assert.equal(result.restoredKeys, 2);
+    // Two prompt data keys and the tenant key of the project.
+    assert.equal(result.restoredKeys, 3);
     assert.deepEqual(
       fs.readdirSync(machine.dataDir).filter((name) => name.includes('sqlite')),
       ['appliance.sqlite'],
@@ -445,6 +466,10 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
       assert.equal(prompt.body.title, `T ${markers[index]}`);
       assert.ok(JSON.stringify(prompt.body).includes(`B ${markers[index]}`));
     }
+
+    const inProject = await client.get(`/prompts/${projectPromptId}`);
+    assert.equal(inProject.status, 200, JSON.stringify(inProject.body));
+    assert.equal(inProject.body.version.body, `B ${markers[1]} project`);
 
     // Every data key is now wrapped under token B's master key, not A's.
     const uris = await applianceB.database.sequelize.query<{ master_key_uri: string }>(

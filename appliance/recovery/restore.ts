@@ -7,6 +7,7 @@ import type { KeyProvider } from '../../hsm/key-provider';
 import { CheckpointingAuditTrail } from '../audit/checkpoints-trail';
 import { recordFirstMasterKeyVersion } from '../keys/master-key-versions';
 import { restoreTotpKeysFromEscrow } from '../keys/totp-keys';
+import { restoreTenantKeysFromEscrow } from '../tenants/tenant-key-escrow';
 import type { ApplianceConfig } from '../platform/config';
 import { openDatabase, type Database } from '../platform/database';
 import { logger } from '../platform/logger';
@@ -107,7 +108,14 @@ export async function restoreBackup(
       minutes: config.audit.checkpointMinutes,
     });
     const restoredKeys = await database.write(async (transaction) => {
-      const count = await rewrapFromEscrow(database!, keys!, recoveryKey, transaction);
+      const dataKeys = await rewrapFromEscrow(database!, keys!, recoveryKey, transaction);
+      const tenantKeys = await restoreTenantKeysFromEscrow(
+        database!,
+        keys!,
+        recoveryKey,
+        transaction,
+      );
+      const count = dataKeys + tenantKeys;
       await restoreTotpKeysFromEscrow(database!, keys!, recoveryKey, transaction);
       await resetMasterKeyRecords(database!, keys!, transaction);
       await dropSigningKeys(database!, transaction);
@@ -128,7 +136,7 @@ export async function restoreBackup(
           { operator: options.operator },
           'recovery.restore',
           manifest.recovery!.fingerprint,
-          `restored backup ${manifest.database.sha256.slice(0, 16)} onto token ${config.hsm.tokenLabel}: ${count} data keys rewrapped; sealed old chain head seq ${sealed.seq} hash ${sealed.hash}; records up to it verify only against the backup's signed checkpoints`,
+          `restored backup ${manifest.database.sha256.slice(0, 16)} onto token ${config.hsm.tokenLabel}: ${dataKeys} data keys and ${tenantKeys} tenant keys rewrapped; sealed old chain head seq ${sealed.seq} hash ${sealed.hash}; records up to it verify only against the backup's signed checkpoints`,
         ),
         transaction,
       );

@@ -39,11 +39,11 @@ export async function openTenants(
 ): Promise<Tenants> {
   const ring = new TenantKeyRing(config.hsm);
   try {
-    const projects = await ProjectService.open(database, ring, keys.masterKeyUri);
+    const projects = await ProjectService.open(database, ring, keys);
     const encryption = new EnvelopeEncryption(database, keys, {}, onDataKeyCreated, projects);
     projects.onKeyRevoked = (projectId) => encryption.purgeProject(projectId);
 
-    const rotation = new TenantKeyRotation(database, ring, projects);
+    const rotation = new TenantKeyRotation(database, projects);
     if (options.resume !== false) await rotation.resumeUnfinished();
 
     return {

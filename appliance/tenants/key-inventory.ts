@@ -5,18 +5,20 @@ import { TenantKeyUnavailableError } from '../../hsm/tenant-keys';
 import type { KeyInventoryItem, KeyState } from '../keys/inventory';
 import type { Database } from '../platform/database';
 import { listTenantKeyVersions } from './key-versions';
-import type { CustomerProject, ProjectService } from './service';
+import type { KeyedProject, ProjectService } from './service';
 
-/** Algorithm of every tenant master key version, as the inventory names it. */
+/** Algorithm of every tenant key version, as the inventory names it. */
 const tenantKeyAlgorithm = 'AES-256 (CKM_AES_KEY_WRAP)';
 
 /**
  * Lists one inventory item (class `tenant`) per tenant key version of each
- * customer-keyed project, with its live state and how many data keys it
- * wraps. A revoked project's versions are all `revoked`; a version whose
- * key or token cannot be found is `destroyed`. Active versions carry
- * `nextRotation`, the next run of TENANT_KEY_ROTATION_CRON, which is null
- * when that schedule is off.
+ * project, with its live state and how many data keys it wraps. An
+ * appliance tenant key's location is its project_key_versions row, and
+ * `masterKeyUri` names the master key version that wraps it. A customer
+ * key's location is its PKCS#11 URI: a revoked project's versions are all
+ * `revoked`, and a version whose key or token cannot be found is
+ * `destroyed`. Active versions carry `nextRotation`, the next run of
+ * TENANT_KEY_ROTATION_CRON, which is null when that schedule is off.
  */
 export async function listTenantKeys(
   database: Database,
@@ -40,17 +42,21 @@ export async function listTenantKeys(
   const allVersions = await listTenantKeyVersions(database);
 
   const items: KeyInventoryItem[] = [];
-  for (const project of projects.customerProjects()) {
+  for (const project of projects.keyedProjects()) {
     const versions = allVersions.filter((version) => version.projectId === project.id);
     const newest = versions[versions.length - 1];
     const lastRotated = newest && newest.version > 1 ? newest.createdAt : null;
 
     for (const version of versions) {
-      const state = stateOf(projects, project, version.keyUri, version.state);
+      const state =
+        project.keyMode === 'appliance'
+          ? version.state
+          : stateOf(projects, project, version.keyUri, version.state);
       items.push({
         keyClass: 'tenant',
         location: version.keyUri,
         label: parsePkcs11Uri(version.keyUri)?.object,
+        ...(version.masterKeyUri ? { masterKeyUri: version.masterKeyUri } : {}),
         algorithm: tenantKeyAlgorithm,
         keyVersion: version.version,
         created: {
@@ -71,7 +77,7 @@ export async function listTenantKeys(
 
 function stateOf(
   projects: ProjectService,
-  project: CustomerProject,
+  project: KeyedProject,
   keyUri: string,
   recorded: 'active' | 'decrypt-only' | 'retired',
 ): KeyState {

@@ -11,12 +11,12 @@ import {
 /**
  * Sets the minimum decryption version of a project's tenant key: versions
  * below it become retired, and a data key still under one opens nothing.
- * Rejected with 404 for an unknown project and 409 for a project under the
- * appliance master key. Rejected with 400 above the active version or below
+ * Rejected with 404 for an unknown project, with 400 above the active version or below
  * a version already retired, and with 409 while any data key of the project
  * is still wrapped under a version below `minimum`. Retired keys stay on the
- * customer token, so a later rotation can still rewrap a data key that a
- * backup restore brought back. Runs in the caller's write transaction.
+ * customer token or in their rows, so a later rotation can still rewrap a
+ * data key that a backup restore brought back. Runs in the caller's write
+ * transaction.
  */
 export async function setTenantMinimumVersion(
   database: Database,
@@ -24,7 +24,7 @@ export async function setTenantMinimumVersion(
   minimum: number,
   transaction: Transaction,
 ): Promise<TenantKeyVersion[]> {
-  await requireCustomerProject(database, projectId, transaction);
+  await requireProject(database, projectId, transaction);
   const versions = await listTenantKeyVersions(database, projectId, transaction);
   const active = versions.find((version) => version.state === 'active');
   if (!active)
@@ -64,19 +64,14 @@ export async function setTenantMinimumVersion(
   return listTenantKeyVersions(database, projectId, transaction);
 }
 
-async function requireCustomerProject(
+async function requireProject(
   database: Database,
   projectId: string,
   transaction: Transaction,
 ): Promise<void> {
-  const [project] = await database.sequelize.query<{ key_mode: string }>(
-    'SELECT key_mode FROM projects WHERE id = :projectId',
+  const [project] = await database.sequelize.query<{ id: string }>(
+    'SELECT id FROM projects WHERE id = :projectId',
     { type: QueryTypes.SELECT, transaction, replacements: { projectId } },
   );
   if (!project) throw problems.notFound(`Project ${projectId}`);
-  if (project.key_mode !== 'customer') {
-    throw problems.conflict(
-      `Project ${projectId} uses the appliance master key; set its minimum version with PUT /api/v1/keys/master/minimum-version instead.`,
-    );
-  }
 }

@@ -180,10 +180,6 @@ describe('tenant key rotation @integration', function () {
   });
 
   it('rotation rejects unusable projects', async () => {
-    const plain = await admin.post('/projects', { name: 'not customer', keyMode: 'appliance' });
-    const appliance = await admin.post(`/projects/${plain.body.id}/key/rotate`);
-    assert.equal(appliance.status, 409, JSON.stringify(appliance.body));
-
     const missing = await admin.post(`/projects/${crypto.randomUUID()}/key/rotate`);
     assert.equal(missing.status, 404);
     const malformed = await admin.post('/projects/p1/key/rotate');
@@ -331,12 +327,13 @@ describe('tenant key rotation @integration', function () {
         'SELECT wrapped_key FROM project_data_keys WHERE prompt_id = :id',
         { type: QueryTypes.SELECT, replacements: { id: promptIds[1] } },
       );
+      const customerKey = (keyUri: string) => ({ keyUri, wrappedKey: null, masterKeyUri: null });
       const dataKey = tenants.projects.unwrap(
         project.id,
-        record.keyUri,
+        customerKey(record.keyUri),
         Buffer.from(row.wrapped_key),
       );
-      const underV1 = tenants.projects.wrap(project.id, project.keyUri, dataKey);
+      const underV1 = tenants.projects.wrap(project.id, customerKey(project.keyUri), dataKey);
       dataKey.fill(0);
       await running.database.sequelize.query(
         `UPDATE project_data_keys SET wrapped_key = :wrapped, tenant_key_version = 1,
@@ -400,13 +397,6 @@ describe('tenant key rotation @integration', function () {
       assert.equal(response.body.errors[0].field, 'minimumVersion', JSON.stringify(body));
       assert.ok(response.body.errors[0].message.includes(message), JSON.stringify(response.body));
     }
-
-    const plain = await admin.post('/projects', { name: 'retire plain', keyMode: 'appliance' });
-    const appliance = await admin.request('PUT', `/projects/${plain.body.id}/key/minimum-version`, {
-      minimumVersion: 1,
-    });
-    assert.equal(appliance.status, 409, JSON.stringify(appliance.body));
-    assert.match(appliance.body.detail, /PUT \/api\/v1\/keys\/master\/minimum-version/);
 
     const missing = await admin.request(
       'PUT',

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 
 import { QueryTypes, type Transaction } from 'sequelize';
 
-import { TenantKeyUnavailableError, type TenantKeyRing } from '../../hsm/tenant-keys';
+import { TenantKeyUnavailableError } from '../../hsm/tenant-keys';
 import { problems } from '../http/problem';
 import {
   RewrapJobs,
@@ -20,6 +20,7 @@ import {
 } from '../keys/rotation-records';
 import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
+import type { ProjectService } from './service';
 import {
   countTenantDataKeysBelow,
   insertActiveTenantKeyVersion,
@@ -27,32 +28,37 @@ import {
 } from './key-versions';
 
 /** Project service calls that the tenant key rotation uses. */
-export interface RotatableProjects {
-  /** Returns the active tenant key URI of a customer-keyed project whose key is usable; throws a problem otherwise. */
-  requireRotatable(projectId: string): string;
-  /** Runs a ring call, turning an unavailable tenant key into the 423 problem. */
-  withKey<T>(projectId: string, work: () => T): T;
-  /** Makes `keyUri` the key that health checks probe, after its rotation committed. */
-  activateVersion(projectId: string, keyUri: string): void;
-}
+export type RotatableProjects = Pick<
+  ProjectService,
+  | 'requireRotatable'
+  | 'createKeyVersion'
+  | 'destroyUnrecordedVersion'
+  | 'rewrapDataKey'
+  | 'activateVersion'
+>;
 
 interface TenantKeyRow extends WrappedKeyRow {
   tenant_key_version: number;
   version_uri: string | null;
+  version_wrapped_key: Buffer | null;
+  version_master_key_uri: string | null;
+  to_uri: string | null;
+  to_wrapped_key: Buffer | null;
+  to_master_key_uri: string | null;
 }
 
 /**
- * Rotation of a project's tenant master key: generates the next version on
- * the customer token, makes it active, and moves the project's data keys to
- * it with the same resumable rewrap job as the appliance master key. The
- * rotation record goes to key_rotations with the project's id.
+ * Rotation of a project's tenant key: makes the next version (on the
+ * customer token, or wrapped by the master key for an appliance-keyed
+ * project), makes it active, and moves the project's data keys to it with
+ * the same resumable rewrap job as the appliance master key. The rotation
+ * record goes to key_rotations with the project's id.
  */
 export class TenantKeyRotation {
   private readonly jobs = new RewrapJobs('tenant key', (id) => this.rewrap(id));
 
   constructor(
     private readonly database: Database,
-    private readonly ring: TenantKeyRing,
     private readonly projects: RotatableProjects,
     private readonly rewrapOptions: Pick<RewrapOptions, 'batchSize'> = {},
   ) {}
@@ -60,15 +66,15 @@ export class TenantKeyRotation {
   /**
    * Generates and records the next tenant key version of `projectId`.
    * Rejected with 409 while a rotation of that project runs, and with 423
-   * when its key is revoked or destroyed. When the commit fails after the
-   * token generated the key, the key is destroyed again.
+   * when its customer key is revoked or destroyed. When the commit fails
+   * after the customer token generated the key, the key is destroyed again.
    */
   async rotate(
     projectId: string,
     operator: KeyOperator,
     commit: AuditedCommit,
   ): Promise<RotationRecord> {
-    let createdUri: string | undefined;
+    let created: { projectId: string; keyUri: string } | undefined;
     try {
       return await commit(async (transaction) => {
         const currentUri = this.projects.requireRotatable(projectId);
@@ -78,19 +84,13 @@ export class TenantKeyRotation {
         const active = versions.find((version) => version.state === 'active');
         const next = Math.max(0, ...versions.map((version) => version.version)) + 1;
 
-        createdUri = this.projects.withKey(projectId, () =>
-          this.ring.createKeyVersion(currentUri, projectId, next),
-        );
+        const key = await this.projects.createKeyVersion(projectId, currentUri, next, transaction);
+        created = { projectId, keyUri: key.keyUri };
+        const createdUri = key.keyUri;
         const now = new Date().toISOString();
         await insertActiveTenantKeyVersion(
           this.database,
-          {
-            projectId,
-            version: next,
-            keyUri: createdUri,
-            createdAt: now,
-            createdBy: operator.actor,
-          },
+          { ...key, projectId, version: next, createdAt: now, createdBy: operator.actor },
           transaction,
         );
         await this.database.sequelize.query('UPDATE projects SET key_uri = :uri WHERE id = :id', {
@@ -121,7 +121,7 @@ export class TenantKeyRotation {
         return record;
       });
     } catch (error) {
-      if (createdUri !== undefined) this.destroyUnrecorded(createdUri);
+      if (created !== undefined) this.destroyUnrecorded(created.projectId, created.keyUri);
       throw error;
     }
   }
@@ -173,10 +173,10 @@ export class TenantKeyRotation {
     }
   }
 
-  /** Builds the rewrap target: the project's data keys under older tenant key versions, rewrapped on the customer token. */
+  /** Builds the rewrap target: the project's data keys under older tenant key versions, rewrapped inside the token. */
   private target(): RewrapTarget<TenantKeyRow> {
     const database = this.database;
-    const ring = this.ring;
+    const projects = this.projects;
     return {
       name: 'tenant key',
 
@@ -185,9 +185,12 @@ export class TenantKeyRotation {
           ? 'AND (d.prompt_id > :promptId OR (d.prompt_id = :promptId AND d.key_version > :keyVersion))'
           : '';
         return database.sequelize.query<TenantKeyRow>(
-          `SELECT d.prompt_id, d.key_version, d.wrapped_key, d.tenant_key_version, v.key_uri AS version_uri
+          `SELECT d.prompt_id, d.key_version, d.wrapped_key, d.tenant_key_version, v.key_uri AS version_uri,
+             v.wrapped_key AS version_wrapped_key, v.master_key_uri AS version_master_key_uri,
+             t.key_uri AS to_uri, t.wrapped_key AS to_wrapped_key, t.master_key_uri AS to_master_key_uri
            FROM project_data_keys d LEFT JOIN project_key_versions v
              ON v.project_id = d.project_id AND v.version = d.tenant_key_version
+           LEFT JOIN project_key_versions t ON t.project_id = d.project_id AND t.version = :to
            WHERE d.project_id = :projectId AND d.tenant_key_version < :to ${after}
            ORDER BY d.prompt_id, d.key_version LIMIT :limit`,
           {
@@ -214,16 +217,25 @@ export class TenantKeyRotation {
       },
 
       async moveRow(row, rotation, transaction) {
-        if (row.version_uri === null) {
+        if (row.version_uri === null || row.to_uri === null) {
           throw new Error(
             `the data key of prompt ${row.prompt_id} names tenant key version ${row.tenant_key_version} of project ${rotation.projectId}, which project_key_versions does not record`,
           );
         }
-        // A revoked or destroyed tenant key throws TenantKeyUnavailableError, which fails the rotation.
-        const rewrapped = ring.rewrapDataKey(
+        // A revoked or destroyed customer key throws the 423 problem, which fails the rotation.
+        const rewrapped = projects.rewrapDataKey(
+          rotation.projectId!,
           Buffer.from(row.wrapped_key),
-          row.version_uri,
-          rotation.keyUri,
+          {
+            keyUri: row.version_uri,
+            wrappedKey: row.version_wrapped_key && Buffer.from(row.version_wrapped_key),
+            masterKeyUri: row.version_master_key_uri,
+          },
+          {
+            keyUri: row.to_uri,
+            wrappedKey: row.to_wrapped_key && Buffer.from(row.to_wrapped_key),
+            masterKeyUri: row.to_master_key_uri,
+          },
         );
         const updated = await database.sequelize.query<{ prompt_id: string }>(
           `UPDATE project_data_keys SET wrapped_key = :wrapped, tenant_key_uri = :uri, tenant_key_version = :to
@@ -247,9 +259,9 @@ export class TenantKeyRotation {
     };
   }
 
-  private destroyUnrecorded(uri: string): void {
+  private destroyUnrecorded(projectId: string, uri: string): void {
     try {
-      this.ring.destroyKey(uri);
+      this.projects.destroyUnrecordedVersion(projectId, uri);
     } catch (error) {
       const reason = error instanceof TenantKeyUnavailableError ? error.reason : undefined;
       logger.error(

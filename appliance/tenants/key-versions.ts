@@ -14,8 +14,14 @@ export type TenantKeyVersionState = 'active' | 'decrypt-only' | 'retired';
 export interface TenantKeyVersion {
   projectId: string;
   version: number;
-  /** RFC 7512 PKCS#11 URI of the key on the customer token. */
+  /**
+   * RFC 7512 PKCS#11 URI of the key on the customer token, or for an
+   * appliance-keyed project the location of the row that stores it wrapped
+   * (see tenantKeyLocation()).
+   */
   keyUri: string;
+  /** For an appliance-keyed project: the master key version that wraps this tenant key; null on a customer token. */
+  masterKeyUri: string | null;
   state: TenantKeyVersionState;
   createdAt: string;
   /** User name, `cli:<os user>`, or the user id of the project's creator for version 1. */
@@ -27,6 +33,7 @@ interface VersionRow {
   project_id: string;
   version: number;
   key_uri: string;
+  master_key_uri: string | null;
   state: TenantKeyVersionState;
   created_at: string;
   created_by: string;
@@ -41,13 +48,15 @@ export async function listTenantKeyVersions(
 ): Promise<TenantKeyVersion[]> {
   const where = projectId === undefined ? '' : 'WHERE project_id = :projectId';
   const rows = await database.sequelize.query<VersionRow>(
-    `SELECT * FROM project_key_versions ${where} ORDER BY project_id, version`,
+    `SELECT project_id, version, key_uri, master_key_uri, state, created_at, created_by, retired_at
+     FROM project_key_versions ${where} ORDER BY project_id, version`,
     { type: QueryTypes.SELECT, transaction, replacements: { projectId: projectId ?? null } },
   );
   return rows.map((row) => ({
     projectId: row.project_id,
     version: row.version,
     keyUri: row.key_uri,
+    masterKeyUri: row.master_key_uri,
     state: row.state,
     createdAt: row.created_at,
     createdBy: row.created_by,
@@ -55,10 +64,16 @@ export async function listTenantKeyVersions(
   }));
 }
 
+/** A version to store: an appliance tenant key brings its wrapped bytes and master key URI. */
+export type NewTenantKeyVersion = Omit<TenantKeyVersion, 'state' | 'retiredAt' | 'masterKeyUri'> & {
+  wrappedKey?: Buffer;
+  masterKeyUri?: string;
+};
+
 /** Stores a new version as active and makes the previous active version decrypt-only. */
 export async function insertActiveTenantKeyVersion(
   database: Database,
-  version: Omit<TenantKeyVersion, 'state' | 'retiredAt'>,
+  version: NewTenantKeyVersion,
   transaction: Transaction,
 ): Promise<void> {
   await database.sequelize.query(
@@ -67,9 +82,17 @@ export async function insertActiveTenantKeyVersion(
     { transaction, replacements: { projectId: version.projectId } },
   );
   await database.sequelize.query(
-    `INSERT INTO project_key_versions (project_id, version, key_uri, state, created_at, created_by)
-     VALUES (:projectId, :version, :keyUri, 'active', :createdAt, :createdBy)`,
-    { transaction, replacements: { ...version } },
+    `INSERT INTO project_key_versions (project_id, version, key_uri, wrapped_key, master_key_uri, state,
+       created_at, created_by)
+     VALUES (:projectId, :version, :keyUri, :wrappedKey, :masterKeyUri, 'active', :createdAt, :createdBy)`,
+    {
+      transaction,
+      replacements: {
+        ...version,
+        wrappedKey: version.wrappedKey ?? null,
+        masterKeyUri: version.masterKeyUri ?? null,
+      },
+    },
   );
 }
 

@@ -9,7 +9,7 @@ import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
 import type { TenantKeyRotation } from './key-rotation';
 import { listTenantKeyVersions } from './key-versions';
-import type { ProjectService } from './service';
+import type { KeyedProject, ProjectService } from './service';
 
 /** Operator of scheduled rotations, as the audit trail and the rotation records name it. */
 const scheduler: KeyOperator = { trigger: 'scheduler', actor: 'scheduler' };
@@ -17,7 +17,7 @@ const scheduler: KeyOperator = { trigger: 'scheduler', actor: 'scheduler' };
 /** Audit action of a tenant key rotation, the same as POST /projects/:id/key/rotate. */
 const rotateAction = 'projects.key.rotate';
 
-/** Result of one scheduled run, one entry per customer-keyed project. */
+/** Result of one scheduled run, one entry per project. */
 export interface ScheduledTenantRotationRun {
   rotated: RotationRecord[];
   skipped: { projectId: string; reason: string }[];
@@ -27,13 +27,13 @@ export interface ScheduledTenantRotationRun {
 /** Parts of the tenants domain and the appliance that a scheduled run uses. */
 export interface ScheduledTenantRotationContext {
   database: Database;
-  projects: Pick<ProjectService, 'customerProjects' | 'checkKey'>;
+  projects: Pick<ProjectService, 'keyedProjects' | 'checkKey'>;
   rotation: Pick<TenantKeyRotation, 'rotate' | 'startRewrap'>;
   audit: Pick<AuditTrail, 'append'>;
 }
 
 /**
- * Starts a rotation of every customer-keyed project whose key is active,
+ * Starts a rotation of the tenant key of every project whose key is active,
  * with the scheduler as operator, and starts each rewrap in the background.
  * It skips revoked projects, destroyed keys and projects with a rotation
  * still running. Any other failure of one project (customer token missing,
@@ -45,10 +45,10 @@ export async function rotateTenantKeysOnSchedule(
 ): Promise<ScheduledTenantRotationRun> {
   const run: ScheduledTenantRotationRun = { rotated: [], skipped: [], failed: [] };
 
-  for (const project of context.projects.customerProjects()) {
+  for (const project of context.projects.keyedProjects()) {
     const skipReason = project.revoked
       ? 'the key is revoked'
-      : await findSkipReason(context, project.id);
+      : await findSkipReason(context, project);
     if (skipReason !== undefined) {
       logger.info(
         { projectId: project.id, reason: skipReason },
@@ -106,14 +106,15 @@ export async function rotateTenantKeysOnSchedule(
  */
 async function findSkipReason(
   context: ScheduledTenantRotationContext,
-  projectId: string,
+  project: KeyedProject,
 ): Promise<string | undefined> {
+  const projectId = project.id;
   const versions = await listTenantKeyVersions(context.database, projectId);
   const active = versions.find((version) => version.state === 'active');
   if (!active) return 'no active key version';
 
   try {
-    context.projects.checkKey(active.keyUri);
+    if (project.keyMode === 'customer') context.projects.checkKey(active.keyUri);
   } catch (error) {
     if (error instanceof TenantKeyUnavailableError && error.reason === 'key_missing') {
       return 'the key is destroyed';

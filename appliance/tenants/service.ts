@@ -4,6 +4,7 @@ import path from 'node:path';
 import { QueryTypes, type Transaction } from 'sequelize';
 
 import { HsmError } from '../../hsm/errors';
+import type { KeyProvider } from '../../hsm/key-provider';
 import { parsePkcs11Uri } from '../../hsm/pkcs11-uri';
 import {
   TenantKeyUnavailableError,
@@ -11,16 +12,25 @@ import {
   type TenantKeyRing,
 } from '../../hsm/tenant-keys';
 import { problems, ProblemError } from '../http/problem';
-import { activeMasterKey } from '../keys/master-key-versions';
 import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
-import type { TenantKeyAccess } from '../vault/envelope';
+import type { TenantKeyAccess, TenantKeyRef } from '../vault/envelope';
 import type { Commit } from '../vault/vault';
 import type { KeyInventoryItem } from '../keys/inventory';
+import {
+  createApplianceTenantKey,
+  isTenantKeyLocationOf,
+  tenantKeyLocation,
+  type NewApplianceTenantKey,
+} from './appliance-tenant-keys';
 import { listTenantKeys } from './key-inventory';
-import type { TenantKeyVersion } from './key-versions';
+import { insertActiveTenantKeyVersion, type NewTenantKeyVersion } from './key-versions';
 
-/** Owner of the master key that wraps a project's data keys: the appliance or the customer. */
+/**
+ * Owner of the key above a project's tenant key: the appliance (its HSM
+ * master key wraps the tenant key) or the customer (the tenant key is the
+ * customer's own key on the customer's token).
+ */
 export type KeyMode = 'appliance' | 'customer';
 
 /**
@@ -35,8 +45,14 @@ export interface Project {
   id: string;
   name: string;
   keyMode: KeyMode;
-  /** PKCS#11 URI of the key that wraps the project's data keys. */
+  /**
+   * The active tenant key, which wraps the project's data keys: its PKCS#11
+   * URI on the customer token, or for an appliance-keyed project the
+   * location of its wrapped copy (`sqlite:project_key_versions/<id>/<version>`).
+   */
   keyUri: string;
+  /** For an appliance-keyed project: PKCS#11 URI of the master key version that wraps its active tenant key. */
+  masterKeyUri?: string;
   keyState: ProjectKeyState;
   tokenLabel: string | null;
   createdAt: string;
@@ -48,10 +64,12 @@ export interface NewProject {
   token?: { label: string; pinFile: string };
 }
 
-/** A customer-keyed project as the key inventory reads it. */
-export interface CustomerProject {
+/** A project as the key inventory and the rotation schedule read it. */
+export interface KeyedProject {
   id: string;
   name: string;
+  keyMode: KeyMode;
+  /** True when the customer revoked the appliance's access to its key; always false for appliance keys. */
   revoked: boolean;
 }
 
@@ -79,10 +97,11 @@ export function tenantKeyUnavailable(projectId: string, reason: string): Problem
 }
 
 /**
- * Projects and their keys. A customer-keyed project keeps its tenant master
- * key on the customer's own token, and this service logs in to that token at
- * start and on restore and logs out on revoke. Rows are mirrored in memory
- * because wraps and unwraps are synchronous.
+ * Projects and their tenant keys. An appliance-keyed project's tenant key is
+ * stored wrapped by the HSM master key. A customer-keyed project keeps its
+ * tenant master key on the customer's own token, and this service logs in to
+ * that token at start and on restore and logs out on revoke. Rows are
+ * mirrored in memory because wraps and unwraps are synchronous.
  */
 export class ProjectService implements TenantKeyAccess {
   private readonly rows = new Map<string, ProjectRow>();
@@ -93,20 +112,23 @@ export class ProjectService implements TenantKeyAccess {
   private constructor(
     private readonly database: Database,
     private readonly ring: TenantKeyRing,
-    private readonly applianceKeyUri: string,
+    private readonly keys: KeyProvider,
   ) {}
 
   /**
-   * Loads the projects and logs in to the token of each active customer key.
-   * A token or key that cannot be reached is logged and left unavailable:
-   * the appliance starts, and that project's prompts fail closed.
+   * Loads the projects, gives each appliance-keyed project made before
+   * tenant keys existed its first tenant key version, and logs in to the
+   * token of each active customer key. A token or key that cannot be
+   * reached is logged and left unavailable: the appliance starts, and that
+   * project's prompts fail closed.
    */
   static async open(
     database: Database,
     ring: TenantKeyRing,
-    applianceKeyUri: string,
+    keys: KeyProvider,
   ): Promise<ProjectService> {
-    const service = new ProjectService(database, ring, applianceKeyUri);
+    const service = new ProjectService(database, ring, keys);
+    await service.addMissingTenantKeys();
     const rows = await database.sequelize.query<ProjectRow>('SELECT * FROM projects', {
       type: QueryTypes.SELECT,
     });
@@ -126,12 +148,16 @@ export class ProjectService implements TenantKeyAccess {
     return service;
   }
 
-  /** Lists the customer-keyed projects by name. */
-  customerProjects(): CustomerProject[] {
+  /** Lists every project by name with its key mode. */
+  keyedProjects(): KeyedProject[] {
     return [...this.rows.values()]
-      .filter((row) => row.key_mode === 'customer')
       .sort((a, b) => a.name.localeCompare(b.name))
-      .map((row) => ({ id: row.id, name: row.name, revoked: row.key_state === 'revoked' }));
+      .map((row) => ({
+        id: row.id,
+        name: row.name,
+        keyMode: row.key_mode,
+        revoked: row.key_state === 'revoked',
+      }));
   }
 
   /** Lists one key inventory item per tenant key version; see listTenantKeys(). */
@@ -144,11 +170,52 @@ export class ProjectService implements TenantKeyAccess {
     this.ring.check(keyUri);
   }
 
-  /** Returns the active tenant key URI of a customer-keyed project whose key can be used now. */
+  /** Returns the active tenant key URI or location of a project whose key can be used now. */
   requireRotatable(projectId: string): string {
-    const row = this.requireCustomer(projectId);
+    const row = this.rows.get(projectId);
+    if (!row) throw problems.notFound(`Project ${projectId}`);
     this.check(projectId);
     return row.key_uri!;
+  }
+
+  /**
+   * Makes tenant key version `version` of `projectId` for a rotation: a new
+   * key on the customer token next to `currentUri`, or a new appliance tenant
+   * key wrapped by the active master key and escrowed in `transaction`.
+   */
+  async createKeyVersion(
+    projectId: string,
+    currentUri: string,
+    version: number,
+    transaction: Transaction,
+  ): Promise<Pick<NewTenantKeyVersion, 'keyUri' | 'wrappedKey' | 'masterKeyUri'>> {
+    const row = this.rows.get(projectId);
+    if (row?.key_mode === 'appliance') {
+      return createApplianceTenantKey(this.database, this.keys, projectId, version, transaction);
+    }
+    return {
+      keyUri: this.withKey(projectId, () =>
+        this.ring.createKeyVersion(currentUri, projectId, version),
+      ),
+    };
+  }
+
+  /**
+   * Destroys a customer tenant key version that a failed rotation generated
+   * but never recorded. An appliance tenant key exists only in the rolled
+   * back row, so nothing is left to destroy.
+   */
+  destroyUnrecordedVersion(projectId: string, keyUri: string): void {
+    if (this.rows.get(projectId)?.key_mode === 'appliance') return;
+    this.ring.destroyKey(keyUri);
+  }
+
+  /** Moves a data key of `projectId` from tenant key version `from` to `to` inside the token. */
+  rewrapDataKey(projectId: string, wrapped: Buffer, from: TenantKeyRef, to: TenantKeyRef): Buffer {
+    const fromKey = this.requireOwnKey(projectId, from);
+    const toKey = this.requireOwnKey(projectId, to);
+    if (fromKey && toKey) return this.keys.rewrapDataKeyBetween(wrapped, fromKey, toKey);
+    return this.withKey(projectId, () => this.ring.rewrapDataKey(wrapped, from.keyUri, to.keyUri));
   }
 
   /**
@@ -169,14 +236,22 @@ export class ProjectService implements TenantKeyAccess {
   }
 
   /**
-   * Shows appliance-keyed projects under the active master key version:
-   * their data keys follow master key rotation, so version 1's URI would
-   * go stale after the first rotation.
+   * Adds to each appliance-keyed project the master key version that wraps
+   * its active tenant key, read from the database so that a master key
+   * rotation by `appliancectl` in another process shows at once.
    */
   async withCurrentKeys<T extends Project>(items: T[]): Promise<T[]> {
-    const active = await activeMasterKey(this.database, { masterKeyUri: this.applianceKeyUri });
+    const rows = await this.database.sequelize.query<{
+      project_id: string;
+      master_key_uri: string;
+    }>(
+      `SELECT project_id, master_key_uri FROM project_key_versions
+       WHERE state = 'active' AND master_key_uri IS NOT NULL`,
+      { type: QueryTypes.SELECT },
+    );
+    const wrappedBy = new Map(rows.map((row) => [row.project_id, row.master_key_uri]));
     return items.map((item) =>
-      item.keyMode === 'appliance' ? { ...item, keyUri: active.keyUri } : item,
+      item.keyMode === 'appliance' ? { ...item, masterKeyUri: wrappedBy.get(item.id) } : item,
     );
   }
 
@@ -204,6 +279,7 @@ export class ProjectService implements TenantKeyAccess {
         created_by: actorId,
         created_at: now,
       };
+      let applianceKey: NewApplianceTenantKey | undefined;
       if (input.keyMode === 'customer') {
         await this.checkTokenFree(input.token!.label, transaction);
         // NOTE: if the insert or its audit record then fails, the generated
@@ -213,6 +289,8 @@ export class ProjectService implements TenantKeyAccess {
         row.pin_file = path.resolve(input.token!.pinFile);
         row.key_state = 'active';
         row.key_state_changed_at = now;
+      } else {
+        row.key_uri = tenantKeyLocation(row.id, 1);
       }
 
       await this.database.sequelize.query(
@@ -222,24 +300,28 @@ export class ProjectService implements TenantKeyAccess {
            :key_state_changed_at, :created_by, :created_at)`,
         { transaction, replacements: { ...row } },
       );
-      const firstVersion: TenantKeyVersion | undefined = row.key_uri
-        ? {
-            projectId: row.id,
-            version: 1,
-            keyUri: row.key_uri,
-            state: 'active',
-            createdAt: now,
-            createdBy: actorId,
-            retiredAt: null,
-          }
-        : undefined;
-      if (firstVersion) {
-        await this.database.sequelize.query(
-          `INSERT INTO project_key_versions (project_id, version, key_uri, state, created_at, created_by)
-           VALUES (:projectId, :version, :keyUri, :state, :createdAt, :createdBy)`,
-          { transaction, replacements: { ...firstVersion } },
+      // After the project row, which the tenant key's escrow row references.
+      if (input.keyMode === 'appliance') {
+        applianceKey = await createApplianceTenantKey(
+          this.database,
+          this.keys,
+          row.id,
+          1,
+          transaction,
         );
       }
+      await insertActiveTenantKeyVersion(
+        this.database,
+        {
+          projectId: row.id,
+          version: 1,
+          keyUri: row.key_uri,
+          createdAt: now,
+          createdBy: actorId,
+          ...applianceKey,
+        },
+        transaction,
+      );
       transaction.afterCommit(() => {
         this.rows.set(row.id, row);
       });
@@ -301,7 +383,7 @@ export class ProjectService implements TenantKeyAccess {
     });
   }
 
-  keyUriFor(projectId: string): string | undefined {
+  keyUriFor(projectId: string): string {
     const row = this.rows.get(projectId);
     if (!row) {
       throw problems.invalidRequest(
@@ -309,24 +391,36 @@ export class ProjectService implements TenantKeyAccess {
         [{ field: 'projectId', message: 'names no project' }],
       );
     }
-    if (row.key_mode === 'appliance') return undefined;
-
     this.check(projectId);
     return row.key_uri!;
   }
 
-  wrap(projectId: string, keyUri: string, dataKey: Buffer): Buffer {
-    this.requireOwnKey(projectId, keyUri);
-    return this.withKey(projectId, () => this.ring.wrapDataKey(keyUri, dataKey));
+  wrap(projectId: string, key: TenantKeyRef, dataKey: Buffer): Buffer {
+    const applianceKey = this.requireOwnKey(projectId, key);
+    if (applianceKey) {
+      try {
+        return this.keys.wrapDataKeyUnder(applianceKey, dataKey);
+      } catch (error) {
+        if (!(error instanceof HsmError) || error.code !== 'hsm_unwrap_failed') throw error;
+        logger.error(
+          { projectId, tenantKeyUri: key.keyUri, err: error },
+          'tenant key failed to unwrap',
+        );
+        throw tenantKeyIntegrityProblem(projectId, key.keyUri);
+      }
+    }
+    return this.withKey(projectId, () => this.ring.wrapDataKey(key.keyUri, dataKey));
   }
 
-  unwrap(projectId: string, keyUri: string, wrapped: Buffer): Buffer {
-    this.requireOwnKey(projectId, keyUri);
-    return this.withKey(projectId, () => this.ring.unwrapDataKey(keyUri, wrapped));
+  unwrap(projectId: string, key: TenantKeyRef, wrapped: Buffer): Buffer {
+    const applianceKey = this.requireOwnKey(projectId, key);
+    if (applianceKey) return this.keys.unwrapDataKeyUnder(applianceKey, wrapped);
+    return this.withKey(projectId, () => this.ring.unwrapDataKey(key.keyUri, wrapped));
   }
 
   check(projectId: string): void {
     const row = this.requireUsable(projectId);
+    if (row.key_mode === 'appliance') return;
     this.withKey(projectId, () => this.ring.check(row.key_uri!));
   }
 
@@ -342,24 +436,37 @@ export class ProjectService implements TenantKeyAccess {
   }
 
   /**
-   * Checks that `keyUri` names a key version of this project on its own
-   * customer token, so an edited row cannot point a wrap or unwrap at the
-   * key of another project. Throws hsm_unwrap_failed otherwise.
+   * Checks that `key` is a tenant key version of this project, so an edited
+   * row cannot point a wrap or unwrap at the key of another project. An
+   * appliance-keyed project's key must be at a location of its own, and a
+   * customer key on the project's own token. Returns the wrapped appliance
+   * tenant key, or undefined for a customer key. Throws hsm_unwrap_failed
+   * for a key of another project.
    */
-  private requireOwnKey(projectId: string, keyUri: string): void {
+  private requireOwnKey(
+    projectId: string,
+    key: TenantKeyRef,
+  ): { wrapped: Buffer; masterKeyUri: string } | undefined {
     const row = this.requireUsable(projectId);
-    const locator = parsePkcs11Uri(keyUri);
+    if (row.key_mode === 'appliance') {
+      if (
+        isTenantKeyLocationOf(key.keyUri, projectId) &&
+        key.wrappedKey !== null &&
+        key.masterKeyUri !== null
+      ) {
+        return { wrapped: key.wrappedKey, masterKeyUri: key.masterKeyUri };
+      }
+      throw notOwnKey(projectId, key.keyUri);
+    }
+
+    const locator = parsePkcs11Uri(key.keyUri);
     const base = tenantKeyVersionLabel(projectId, 1);
     const own =
       locator !== undefined &&
       locator.token === row.token_label &&
       (locator.object === base || locator.object.startsWith(`${base}-v`));
-    if (!own) {
-      throw new HsmError(
-        'hsm_unwrap_failed',
-        `The data key names the tenant key ${keyUri}, which is no key version of project ${projectId}.`,
-      );
-    }
+    if (!own) throw notOwnKey(projectId, key.keyUri);
+    return undefined;
   }
 
   private requireUsable(projectId: string): ProjectRow {
@@ -408,6 +515,50 @@ export class ProjectService implements TenantKeyAccess {
     }
   }
 
+  /**
+   * Gives every appliance-keyed project without a tenant key version its
+   * version 1, wrapped by the active master key. The earlier prompts of such
+   * a project keep their data keys under the master key (prompt_data_keys),
+   * where master key rotation moves them. Its new prompts use the tenant key.
+   */
+  private async addMissingTenantKeys(): Promise<void> {
+    const missing = await this.database.sequelize.query<{ id: string; created_by: string }>(
+      `SELECT p.id, p.created_by FROM projects p
+       WHERE p.key_mode = 'appliance'
+         AND NOT EXISTS (SELECT 1 FROM project_key_versions v WHERE v.project_id = p.id)`,
+      { type: QueryTypes.SELECT },
+    );
+    if (!missing.length) return;
+
+    await this.database.write(async (transaction) => {
+      for (const project of missing) {
+        const key = await createApplianceTenantKey(
+          this.database,
+          this.keys,
+          project.id,
+          1,
+          transaction,
+        );
+        await insertActiveTenantKeyVersion(
+          this.database,
+          {
+            projectId: project.id,
+            version: 1,
+            createdAt: new Date().toISOString(),
+            createdBy: project.created_by,
+            ...key,
+          },
+          transaction,
+        );
+        await this.database.sequelize.query('UPDATE projects SET key_uri = :uri WHERE id = :id', {
+          transaction,
+          replacements: { uri: key.keyUri, id: project.id },
+        });
+      }
+    });
+    logger.info({ projects: missing.length }, 'tenant keys added to appliance-keyed projects');
+  }
+
   private async checkTokenFree(label: string, transaction: Transaction): Promise<void> {
     const rows = await this.database.sequelize.query<{ id: string }>(
       'SELECT id FROM projects WHERE token_label = :label',
@@ -433,7 +584,7 @@ export class ProjectService implements TenantKeyAccess {
       id: row.id,
       name: row.name,
       keyMode: row.key_mode,
-      keyUri: row.key_uri ?? this.applianceKeyUri,
+      keyUri: row.key_uri!,
       keyState: this.stateOf(row),
       tokenLabel: row.token_label,
       createdAt: row.created_at,
@@ -451,6 +602,23 @@ export class ProjectService implements TenantKeyAccess {
       throw error;
     }
   }
+}
+
+/** Builds the problem for an appliance tenant key whose stored copy fails to unwrap; 409 Conflict. */
+function tenantKeyIntegrityProblem(projectId: string, keyUri: string): ProblemError {
+  return new ProblemError(
+    409,
+    'tenant_key_integrity_failed',
+    'Tenant key failed its integrity check',
+    `The stored tenant key ${keyUri} of project ${projectId} failed its integrity check under the master key, so nothing was written. It was altered outside the appliance; restore the project_key_versions table from a backup.`,
+  );
+}
+
+function notOwnKey(projectId: string, keyUri: string): HsmError {
+  return new HsmError(
+    'hsm_unwrap_failed',
+    `The data key names the tenant key ${keyUri}, which is no key version of project ${projectId}.`,
+  );
 }
 
 function reasonText(reason: TenantKeyUnavailableError['reason']): string {

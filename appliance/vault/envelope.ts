@@ -62,23 +62,37 @@ export type DataKeyCreatedHook = (
   transaction: Transaction,
 ) => Promise<void>;
 
+/** A tenant key version as envelope encryption hands it to TenantKeyAccess. */
+export interface TenantKeyRef {
+  /**
+   * PKCS#11 URI of a customer-managed key, or the location of an appliance
+   * tenant key (`sqlite:project_key_versions/<project id>/<version>`).
+   */
+  keyUri: string;
+  /** For an appliance tenant key: the key wrapped by the master key version at masterKeyUri; null otherwise. */
+  wrappedKey: Buffer | null;
+  masterKeyUri: string | null;
+}
+
 /**
- * Tenant master keys of projects, as envelope encryption uses them. The
- * tenants domain implements it; every method throws a ProblemError
- * (tenant_key_unavailable) when the project's key is revoked or destroyed.
+ * Tenant keys of projects, as envelope encryption uses them: a key on the
+ * customer's token for a customer-keyed project, or a key wrapped by the
+ * appliance master key for an appliance-keyed one. The tenants domain
+ * implements it; every method throws a ProblemError (tenant_key_unavailable)
+ * when a customer key is revoked or destroyed.
  */
 export interface TenantKeyAccess {
   /**
-   * Returns the PKCS#11 URI of the tenant master key of `projectId`, or
-   * undefined when the appliance master key wraps that project's data keys.
-   * Throws a 400 problem naming `projectId` when no such project exists.
+   * Returns the key URI or location of the active tenant key of
+   * `projectId`. Throws a 400 problem naming `projectId` when no such
+   * project exists.
    */
-  keyUriFor(projectId: string): string | undefined;
-  /** Wraps a data key under `keyUri`, which must be a key version of `projectId`. */
-  wrap(projectId: string, keyUri: string, dataKey: Buffer): Buffer;
-  /** Unwraps a data key stored as wrapped by the key at `keyUri`, which must be a usable version of the project's key. */
-  unwrap(projectId: string, keyUri: string, wrapped: Buffer): Buffer;
-  /** Checks that the tenant master key of `projectId` is still usable, before a cached data key is used. */
+  keyUriFor(projectId: string): string;
+  /** Wraps a data key under `key`, which must be a tenant key version of `projectId`. */
+  wrap(projectId: string, key: TenantKeyRef, dataKey: Buffer): Buffer;
+  /** Unwraps a data key stored as wrapped by `key`, which must be a usable tenant key version of `projectId`. */
+  unwrap(projectId: string, key: TenantKeyRef, wrapped: Buffer): Buffer;
+  /** Checks that the tenant key of `projectId` is still usable, before a cached data key is used. */
   check(projectId: string): void;
 }
 
@@ -96,6 +110,8 @@ interface TenantDataKeyRow {
   wrapped_key: Buffer;
   tenant_key_uri: string;
   tenant_key_version: number;
+  tenant_wrapped_key: Buffer | null;
+  tenant_master_key_uri: string | null;
   version_state: TenantKeyVersionState | null;
 }
 
@@ -109,9 +125,12 @@ interface DataKeyRow {
 }
 
 /**
- * Envelope encryption: each prompt has its own random AES-256 data key,
- * stored only wrapped by the HSM master key. Unwrapped keys are kept in a
- * DataKeyCache so that reads do not call the HSM each time.
+ * Envelope encryption: each prompt has its own random AES-256 data key. A
+ * prompt in a project has its data key wrapped by the project's tenant key:
+ * one wrapped by the HSM master key, or one on the customer's token. A
+ * prompt outside any project has its data key wrapped by the master key
+ * directly. Unwrapped data keys are kept in a DataKeyCache so that reads do
+ * not call the HSM each time.
  */
 export class EnvelopeEncryption implements PromptEncryption {
   private readonly cache: DataKeyCache;
@@ -142,8 +161,8 @@ export class EnvelopeEncryption implements PromptEncryption {
       sealer: new DataKeySealer(dataKey, currentKeyVersion),
       save: async (transaction) => {
         if (projectId !== undefined) {
-          const saved = await this.saveInProject(promptId, projectId, dataKey, transaction);
-          if (saved) return;
+          await this.saveInProject(promptId, projectId, dataKey, transaction);
+          return;
         }
 
         // The active master key version is read in the write transaction
@@ -237,18 +256,18 @@ export class EnvelopeEncryption implements PromptEncryption {
   }
 
   /**
-   * Records the prompt in `projectId` and, when the project is customer
-   * keyed, stores its data key wrapped by the tenant master key. Returns
-   * false when the appliance master key wraps it instead. A customer-keyed
-   * data key is neither escrowed nor cached at creation, because both would
-   * keep a copy that survives revoking or destroying the tenant key.
+   * Records the prompt in `projectId` and stores its data key wrapped by the
+   * project's active tenant key. Such a data key is neither escrowed nor
+   * cached at creation: a customer-keyed one must leave no copy that
+   * survives revoking or destroying the customer's key, and an
+   * appliance-keyed one is recovered through its escrowed tenant key.
    */
   private async saveInProject(
     promptId: string,
     projectId: string,
     dataKey: Buffer,
     transaction: Transaction,
-  ): Promise<boolean> {
+  ): Promise<void> {
     if (!this.tenants) throw new Error('Prompts in projects need the tenant key access.');
 
     const keyUri = this.tenants.keyUriFor(projectId);
@@ -256,12 +275,11 @@ export class EnvelopeEncryption implements PromptEncryption {
       'INSERT INTO project_prompts (prompt_id, project_id) VALUES (:promptId, :projectId)',
       { transaction, replacements: { promptId, projectId } },
     );
-    if (keyUri === undefined) return false;
 
     // The active version is read in this write transaction, like the
     // appliance master key's, so a rotation by another process applies at once.
     const tenantKey = await activeTenantKey(this.database, projectId, keyUri, transaction);
-    const wrapped = this.tenants.wrap(projectId, tenantKey.keyUri, dataKey);
+    const wrapped = this.tenants.wrap(projectId, tenantKey, dataKey);
     await this.database.sequelize.query(
       `INSERT INTO project_data_keys (prompt_id, key_version, project_id, wrapped_key, wrap_mechanism,
          tenant_key_uri, tenant_key_version, created_at)
@@ -281,14 +299,13 @@ export class EnvelopeEncryption implements PromptEncryption {
         },
       },
     );
-    return true;
   }
 
   /**
-   * Returns the data key of a prompt in a customer-keyed project, or
-   * undefined when the prompt's key is not a tenant-wrapped one. A cached
-   * key is used only after the tenant key is found usable on its token, so
-   * a destroyed key stops reads at once.
+   * Returns the data key of a prompt in a project, or undefined when the
+   * prompt's key is not wrapped by a tenant key. A cached key is used only
+   * after the tenant key is found usable, so a destroyed customer key stops
+   * reads at once.
    */
   private async tenantDataKey(
     promptId: string,
@@ -307,7 +324,8 @@ export class EnvelopeEncryption implements PromptEncryption {
     // row's version; the service also checks it is a key of the row's project.
     const rows = await this.database.sequelize.query<TenantDataKeyRow>(
       `SELECT d.project_id, d.wrapped_key, COALESCE(v.key_uri, d.tenant_key_uri) AS tenant_key_uri,
-         d.tenant_key_version, v.state AS version_state
+         d.tenant_key_version, v.state AS version_state, v.wrapped_key AS tenant_wrapped_key,
+         v.master_key_uri AS tenant_master_key_uri
        FROM project_data_keys d LEFT JOIN project_key_versions v
          ON v.project_id = d.project_id AND v.version = d.tenant_key_version
        WHERE d.prompt_id = :promptId AND d.key_version = :keyVersion`,
@@ -322,11 +340,12 @@ export class EnvelopeEncryption implements PromptEncryption {
     }
     let dataKey: Buffer;
     try {
-      dataKey = this.tenants.unwrap(
-        row.project_id,
-        row.tenant_key_uri,
-        Buffer.from(row.wrapped_key),
-      );
+      const tenantKey: TenantKeyRef = {
+        keyUri: row.tenant_key_uri,
+        wrappedKey: row.tenant_wrapped_key && Buffer.from(row.tenant_wrapped_key),
+        masterKeyUri: row.tenant_master_key_uri,
+      };
+      dataKey = this.tenants.unwrap(row.project_id, tenantKey, Buffer.from(row.wrapped_key));
     } catch (error) {
       if (!(error instanceof HsmError) || error.code !== 'hsm_unwrap_failed') throw error;
 
@@ -384,15 +403,27 @@ async function activeTenantKey(
   projectId: string,
   fallbackUri: string,
   transaction: Transaction,
-): Promise<{ keyUri: string; version: number }> {
-  const rows = await database.sequelize.query<{ version: number; key_uri: string }>(
-    `SELECT version, key_uri FROM project_key_versions
+): Promise<TenantKeyRef & { version: number }> {
+  const rows = await database.sequelize.query<{
+    version: number;
+    key_uri: string;
+    wrapped_key: Buffer | null;
+    master_key_uri: string | null;
+  }>(
+    `SELECT version, key_uri, wrapped_key, master_key_uri FROM project_key_versions
      WHERE project_id = :projectId AND state = 'active' ORDER BY version DESC LIMIT 1`,
     { type: QueryTypes.SELECT, transaction, replacements: { projectId } },
   );
-  return rows.length
-    ? { version: rows[0].version, keyUri: rows[0].key_uri }
-    : { version: 1, keyUri: fallbackUri };
+  if (!rows.length)
+    return { version: 1, keyUri: fallbackUri, wrappedKey: null, masterKeyUri: null };
+
+  const row = rows[0];
+  return {
+    version: row.version,
+    keyUri: row.key_uri,
+    wrappedKey: row.wrapped_key && Buffer.from(row.wrapped_key),
+    masterKeyUri: row.master_key_uri,
+  };
 }
 
 class DataKeySealer implements PromptSealer {

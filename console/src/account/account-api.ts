@@ -5,9 +5,9 @@ import type { PermissionName } from '../auth/permissions';
 import type { ApiKeySummary } from '../../../appliance/identity/api-keys';
 import type { SessionSummary } from '../../../appliance/identity/sessions';
 import type { TotpEnrolment } from '../../../appliance/identity/totp';
-import type { CustomerProject } from '../../../appliance/tenants/service';
+import type { Project } from '../../../appliance/tenants/service';
 
-export type { ApiKeySummary, CustomerProject, SessionSummary, TotpEnrolment };
+export type { ApiKeySummary, Project, SessionSummary, TotpEnrolment };
 
 /** A new API key with its secret, which the appliance returns only in this response. */
 export interface CreatedApiKey extends ApiKeySummary {
@@ -57,9 +57,9 @@ export function createApiKey(input: {
   return apiPost<CreatedApiKey>('/api-keys', input);
 }
 
-/** Lists the customer projects (GET /projects, which needs projects:read). */
-export async function listProjects(): Promise<CustomerProject[]> {
-  return (await apiGet<Items<CustomerProject>>('/projects')).items;
+/** Lists the projects (GET /projects, which needs projects:read). */
+export async function listProjects(): Promise<Project[]> {
+  return (await apiGet<Items<Project>>('/projects')).items;
 }
 
 export function revokeApiKey(id: string): Promise<void> {
