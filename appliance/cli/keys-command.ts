@@ -41,9 +41,9 @@ export function registerKeysCommand(program: Command): Command {
   keys
     .command('rotate')
     .description(
-      'Generate the next master key version on the token and make it active, or with --project the next tenant key version on the customer token. Without --wait, the data keys move at the next appliance start or with `keys rewrap`.',
+      "Generate the next master key version on the token and make it active, or with --project the project's next tenant key version (on its customer token, or wrapped by the master key for an appliance-keyed project). Without --wait, the data keys move at the next appliance start or with `keys rewrap`.",
     )
-    .option('--project <id>', "rotate this customer-keyed project's tenant master key instead")
+    .option('--project <id>', "rotate this project's tenant key instead")
     .option('--wait', 'move every data key to the new version now and show the progress')
     .option('--batch-size <count>', 'data keys per database transaction, from 1 to 10000', '200')
     .option('--json', 'print the rotation record as JSON')
@@ -66,7 +66,7 @@ export function registerKeysCommand(program: Command): Command {
   keys
     .command('rewrap [rotationId]')
     .description(
-      'Move data keys still under older master key versions to the active one: resume rotation <rotationId>, or start a new rewrap without an id.',
+      "Move data keys still under older key versions to the active one: resume rotation <rotationId> (of the master key or of a project's tenant key), or start a new master key rewrap without an id.",
     )
     .option('--batch-size <count>', 'data keys per database transaction, from 1 to 10000', '200')
     .option('--json', 'print the rotation record as JSON')
@@ -109,7 +109,7 @@ export function registerKeysCommand(program: Command): Command {
       '--minimum-version <version>',
       'lowest key version that still unwraps, a whole number of at least 1',
     )
-    .option('--project <id>', "retire versions of this customer-keyed project's tenant key")
+    .option('--project <id>', "retire versions of this project's tenant key")
     .action(async (options: { minimumVersion: string; project?: string }) => {
       const minimum = Number(options.minimumVersion);
       if (!Number.isInteger(minimum) || minimum < 1) {

@@ -6,7 +6,7 @@ import { HsmError } from '../../hsm/errors';
 import { loadConfig } from '../platform/config';
 import { createBackup } from '../recovery/backup';
 import { RecoveryInputError } from '../recovery/errors';
-import { initRecovery, syncEscrow, type RecoveryContext } from '../recovery/init';
+import { describeEscrow, initRecovery, syncEscrow, type RecoveryContext } from '../recovery/init';
 import { restoreBackup } from '../recovery/restore';
 import { CliError, exitCodes } from './exit-codes';
 import { openLocalAppliance, type LocalAppliance } from './local-appliance';
@@ -68,7 +68,7 @@ export function registerRecoveryCommand(program: Command): Command {
           replace: options.replace,
         });
         console.log(
-          `recovery key ${result.fingerprint.slice(0, 8)} (sha256 ${result.fingerprint}): ${options.threshold} of ${result.shares.length} shares restore it; ${result.escrowed} keys escrowed.`,
+          `recovery key ${result.fingerprint.slice(0, 8)} (sha256 ${result.fingerprint}): ${options.threshold} of ${result.shares.length} shares restore it; ${describeEscrow(result.escrowed)}.`,
         );
         console.log(
           'Hand each custodian their own line. The shares are printed only now and stored nowhere.',
@@ -88,8 +88,7 @@ export function registerRecoveryCommand(program: Command): Command {
     .exitOverride()
     .action(() =>
       withLocal(async (context) => {
-        const count = await syncEscrow(context);
-        console.log(`${count} keys escrowed`);
+        console.log(describeEscrow(await syncEscrow(context)));
       }),
     );
 
@@ -117,7 +116,7 @@ export function registerRecoveryCommand(program: Command): Command {
         }),
       );
       console.log(
-        `restored ${result.databaseFile}: ${result.restoredKeys} data keys now wrapped by this token's master key`,
+        `restored ${result.databaseFile}: ${result.restoredKeys} keys now wrapped by this token's master key (${result.restoredDataKeys} prompt data keys, ${result.restoredTenantKeys} tenant key versions, which keep the data keys of project prompts as they are)`,
       );
       console.log(
         `old audit chain sealed at seq ${result.sealedAuditHead.seq}; start the appliance with the same APPLIANCE_DATA_DIR`,

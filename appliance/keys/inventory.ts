@@ -5,6 +5,7 @@ import type { Database } from '../platform/database';
 import { databaseKeyItem } from './database-key-item';
 import { readKeyCreation, type KeyClass, type KeyCreation, type TokenKey } from './key-records';
 import { listMasterKeyVersions, type MasterKeyVersion } from './master-key-versions';
+import { masterWrappedTables } from './master-wrapped-keys';
 
 /** Location of the wrapped data keys, as the inventory names it. */
 export const dataKeyLocation = 'sqlite:prompt_data_keys';
@@ -36,6 +37,13 @@ export interface KeyInventoryItem {
     type: 'data-key' | 'audit-record' | 'audit-checkpoint' | 'prompt' | 'database-file';
     count: number;
   };
+  /**
+   * For a master key version: the keys it wraps besides the prompt data keys
+   * that `dependents` counts, by table (tenant keys in project_key_versions,
+   * TOTP keys in user_totp, OAuth signing data keys in oauth_signing_keys).
+   * The SQLCipher database key is its own inventory item.
+   */
+  alsoWraps?: Record<string, number>;
   /** For a data-key aggregate or an appliance tenant key: the master key version that wraps it. */
   masterKeyUri?: string;
   /** For a data-key aggregate: creation time of its newest data key. */
@@ -156,6 +164,7 @@ async function masterKeyVersionItems(
   );
   const countOf = (version: number) =>
     counts.find((row) => row.master_key_version === version)?.count ?? 0;
+  const others = await countMasterWrappedByUri(database);
 
   // Version 1 comes from token set-up, so only a later newest version was made by a rotation.
   const newest = versions[versions.length - 1];
@@ -175,12 +184,32 @@ async function masterKeyVersionItems(
           : { createdAt: version.createdAt, source: 'rotation' },
       state: version.state,
       dependents: { type: 'data-key', count: countOf(version.version) },
+      alsoWraps: Object.fromEntries(
+        masterWrappedTables.map((source) => [
+          source.table,
+          others.get(`${source.table} ${version.keyUri}`) ?? 0,
+        ]),
+      ),
       lastRotated,
       nextRotation:
         version.state === 'active' ? (times.nextMasterRotation?.toISOString() ?? null) : null,
     });
   }
   return items;
+}
+
+/** Counts the rows of each master-wrapped table by master key URI, keyed `<table> <uri>`. */
+async function countMasterWrappedByUri(database: Database): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const source of masterWrappedTables) {
+    const rows = await database.sequelize.query<{ uri: string; count: number }>(
+      `SELECT t.master_key_uri AS uri, COUNT(*) AS count FROM ${source.table} t
+       WHERE t.master_key_uri IS NOT NULL AND ${source.where ?? '1 = 1'} GROUP BY t.master_key_uri`,
+      { type: QueryTypes.SELECT },
+    );
+    for (const row of rows) counts.set(`${source.table} ${row.uri}`, row.count);
+  }
+  return counts;
 }
 
 async function tokenKeyDependents(

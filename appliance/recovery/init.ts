@@ -37,8 +37,8 @@ export interface InitOptions {
 export interface InitResult {
   fingerprint: string;
   shares: { custodian: string; share: string }[];
-  /** Count of prompt and TOTP data keys escrowed under the new key. */
-  escrowed: number;
+  /** Keys escrowed under the new recovery key, by kind. */
+  escrowed: EscrowCount;
 }
 
 const custodianPattern = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
@@ -92,7 +92,7 @@ export async function initRecovery(
         auditEntry(context, 'recovery.escrow', record.fingerprint, escrowNote(count)),
         transaction,
       );
-      return count.prompts + count.totp + count.tenant;
+      return count;
     });
 
     return {
@@ -113,7 +113,7 @@ export async function initRecovery(
  * escrow row yet; needs no shares, only the stored public key. Returns how
  * many it escrowed.
  */
-export async function syncEscrow(context: RecoveryContext): Promise<number> {
+export async function syncEscrow(context: RecoveryContext): Promise<EscrowCount> {
   return context.database.write(async (transaction) => {
     const record = await readRecoveryKey(context.database, transaction);
     if (!record) {
@@ -126,12 +126,12 @@ export async function syncEscrow(context: RecoveryContext): Promise<number> {
       auditEntry(context, 'recovery.escrow', record.fingerprint, escrowNote(count)),
       transaction,
     );
-    return count.prompts + count.totp + count.tenant;
+    return count;
   });
 }
 
 /** Escrow counts of one run: prompt data keys, TOTP data keys and appliance tenant key versions. */
-interface EscrowCount {
+export interface EscrowCount {
   prompts: number;
   totp: number;
   tenant: number;
@@ -140,8 +140,8 @@ interface EscrowCount {
 /**
  * Escrows the prompt data keys, the TOTP data keys and the appliance tenant
  * keys that have no escrow copy under `record`. Keys made before the
- * recovery key existed have none; without it a restore deletes a TOTP
- * authenticator and refuses a backup whose tenant key cannot be opened.
+ * recovery key existed have none. Without an escrow copy a restore deletes
+ * the TOTP authenticator, and it rejects a backup whose tenant key has none.
  */
 async function escrowMissing(
   context: RecoveryContext,
@@ -156,6 +156,16 @@ async function escrowMissing(
 
 function escrowNote(count: EscrowCount): string {
   return `${count.prompts + count.totp} data keys escrowed (${count.totp} of them TOTP) and ${count.tenant} tenant keys`;
+}
+
+/**
+ * Describes an escrow run for the operator. Prompts in appliance-keyed
+ * projects have no data key escrow of their own: their tenant key version
+ * is escrowed instead, so the counts need not match the number of prompts.
+ */
+export function describeEscrow(count: EscrowCount): string {
+  const total = count.prompts + count.totp + count.tenant;
+  return `${total} keys escrowed (${count.prompts} prompt data keys, ${count.totp} TOTP keys, ${count.tenant} tenant key versions)`;
 }
 
 export function auditEntry(

@@ -263,7 +263,10 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
     );
     assert.equal(run.code, exitCodes.ok, run.stderr);
     // One prompt data key and the TOTP data key of the user who enrolled before init.
-    assert.match(run.stdout, /2 of 3 shares restore it; 2 keys escrowed/);
+    assert.match(
+      run.stdout,
+      /2 of 3 shares restore it; 2 keys escrowed \(1 prompt data keys, 1 TOTP keys, 0 tenant key versions\)/,
+    );
     const totpEscrow = await applianceA.appliance.database.sequelize.query<{ username: string }>(
       'SELECT u.username FROM totp_escrow e JOIN users u ON u.id = e.user_id',
       { type: QueryTypes.SELECT },
@@ -443,6 +446,8 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
     });
     // Two prompt data keys and the tenant key of the project.
     assert.equal(result.restoredKeys, 3);
+    assert.equal(result.restoredDataKeys, 2);
+    assert.equal(result.restoredTenantKeys, 1);
     assert.deepEqual(
       fs.readdirSync(machine.dataDir).filter((name) => name.includes('sqlite')),
       ['appliance.sqlite'],

@@ -34,7 +34,12 @@ export interface RestoreOptions {
 
 export interface RestoreResult {
   databaseFile: string;
+  /** Keys wrapped under the new token's master key: restoredDataKeys plus restoredTenantKeys. */
   restoredKeys: number;
+  /** Data keys of prompts outside any project (and of older project prompts), from their escrow. */
+  restoredDataKeys: number;
+  /** Tenant key versions of appliance-keyed projects, from their escrow. */
+  restoredTenantKeys: number;
   fingerprint: string;
   sealedAuditHead: BackupManifest['auditHead'];
 }
@@ -107,7 +112,7 @@ export async function restoreBackup(
       records: config.audit.checkpointRecords,
       minutes: config.audit.checkpointMinutes,
     });
-    const restoredKeys = await database.write(async (transaction) => {
+    const restored = await database.write(async (transaction) => {
       const dataKeys = await rewrapFromEscrow(database!, keys!, recoveryKey, transaction);
       const tenantKeys = await restoreTenantKeysFromEscrow(
         database!,
@@ -115,7 +120,6 @@ export async function restoreBackup(
         recoveryKey,
         transaction,
       );
-      const count = dataKeys + tenantKeys;
       await restoreTotpKeysFromEscrow(database!, keys!, recoveryKey, transaction);
       await resetMasterKeyRecords(database!, keys!, transaction);
       await dropSigningKeys(database!, transaction);
@@ -140,7 +144,7 @@ export async function restoreBackup(
         ),
         transaction,
       );
-      return count;
+      return { dataKeys, tenantKeys };
     });
     await audit.stop();
     await database.close();
@@ -159,7 +163,9 @@ export async function restoreBackup(
     fs.renameSync(building, config.databaseFile);
     return {
       databaseFile: config.databaseFile,
-      restoredKeys,
+      restoredKeys: restored.dataKeys + restored.tenantKeys,
+      restoredDataKeys: restored.dataKeys,
+      restoredTenantKeys: restored.tenantKeys,
       fingerprint: manifest.recovery.fingerprint,
       sealedAuditHead: manifest.auditHead,
     };

@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import { QueryTypes } from 'sequelize';
 
 import { HsmError } from '../../hsm/errors';
+import type { KeyInventoryItem } from '../keys/inventory';
 import type { ApiClient } from '../testing/api-client';
 import { startTestAppliance, type TestAppliance } from '../testing/harness';
 import { createVault } from '../vault/vault';
@@ -156,6 +157,14 @@ describe('appliance tenant keys @integration', function () {
       (await dataKeys()).map((row) => Buffer.from(row.wrapped_key).toString('hex')),
       before.map((row) => Buffer.from(row.wrapped_key).toString('hex')),
     );
+
+    const inventory = await admin.get('/keys');
+    const masters = (inventory.body.items as KeyInventoryItem[]).filter(
+      (item) => item.keyClass === 'master',
+    );
+    const wrapsOf = (uri: string) => masters.find((item) => item.location === uri)?.alsoWraps;
+    assert.equal(wrapsOf(rotated.body.keyUri)?.project_key_versions, 1);
+    assert.equal(wrapsOf(tenantBefore.master_key_uri)?.project_key_versions, 0);
 
     // Nothing needs the old master key version any more, so it can be retired.
     const retire = await admin.request('PUT', '/keys/master/minimum-version', {

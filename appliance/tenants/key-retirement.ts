@@ -52,7 +52,7 @@ export async function setTenantMinimumVersion(
   const remaining = await countTenantDataKeysBelow(database, projectId, minimum, transaction);
   if (remaining > 0) {
     throw problems.conflict(
-      `Retiring the tenant key versions of project ${projectId} below ${minimum} was rejected: ${remaining} data keys are still wrapped under them. Wait for the rewrap of the last rotation to complete (GET /api/v1/keys/rotations/:id), or rotate the project key to rewrap them, and retry.`,
+      `Retiring the tenant key versions of project ${projectId} below ${minimum} was rejected: ${remaining} data keys are still wrapped under them. Wait for the rewrap of the last rotation to complete (GET /api/v1/keys/rotations/:id); resume a stalled one with POST /api/v1/keys/rotations/:id/resume or \`appliancectl keys rewrap <rotation id>\`, or rotate the project key to rewrap them, and retry.`,
     );
   }
 

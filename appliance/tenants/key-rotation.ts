@@ -168,7 +168,7 @@ export class TenantKeyRotation {
     );
     if (running) {
       throw problems.conflict(
-        `The key rotation ${running.id} of project ${projectId} to tenant key version ${running.toVersion} is still running (${running.done} of ${running.total} data keys moved). Wait for it to complete, then retry.`,
+        `The key rotation ${running.id} of project ${projectId} to tenant key version ${running.toVersion} is still running (${running.done} of ${running.total} data keys moved). Wait for it to complete, then retry. A rotation started by \`appliancectl keys rotate\` without --wait moves nothing until \`appliancectl keys rewrap ${running.id}\` or POST /api/v1/keys/rotations/${running.id}/resume runs it.`,
       );
     }
   }

@@ -236,23 +236,27 @@ export class ProjectService implements TenantKeyAccess {
   }
 
   /**
-   * Adds to each appliance-keyed project the master key version that wraps
-   * its active tenant key, read from the database so that a master key
+   * Sets each project's active tenant key and, for an appliance-keyed one,
+   * the master key version that wraps it, read from the database so that a
    * rotation by `appliancectl` in another process shows at once.
    */
   async withCurrentKeys<T extends Project>(items: T[]): Promise<T[]> {
     const rows = await this.database.sequelize.query<{
       project_id: string;
-      master_key_uri: string;
+      key_uri: string;
+      master_key_uri: string | null;
     }>(
-      `SELECT project_id, master_key_uri FROM project_key_versions
-       WHERE state = 'active' AND master_key_uri IS NOT NULL`,
+      `SELECT project_id, key_uri, master_key_uri FROM project_key_versions WHERE state = 'active'`,
       { type: QueryTypes.SELECT },
     );
-    const wrappedBy = new Map(rows.map((row) => [row.project_id, row.master_key_uri]));
-    return items.map((item) =>
-      item.keyMode === 'appliance' ? { ...item, masterKeyUri: wrappedBy.get(item.id) } : item,
-    );
+    const active = new Map(rows.map((row) => [row.project_id, row]));
+    return items.map((item) => {
+      const row = active.get(item.id);
+      if (!row) return item;
+      return row.master_key_uri
+        ? { ...item, keyUri: row.key_uri, masterKeyUri: row.master_key_uri }
+        : { ...item, keyUri: row.key_uri };
+    });
   }
 
   /** Creates a project; a customer-keyed one gets its tenant master key generated on the customer token. */

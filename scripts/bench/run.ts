@@ -6,7 +6,7 @@
  *
  *   npm run bench              all benchmarks
  *   npm run bench -- vault     only those whose name starts with "vault"
- *   npm run bench -- rewrap    the master key rewrap job on 100,000 data keys
+ *   npm run bench -- rewrap    the master and tenant key rewrap jobs on 100,000 data keys
  *   npm run bench -- hsm       raw SoftHSM rates, vault crypto and event-loop delay
  *   npm run bench -- sqlcipher the vault with a SQLCipher database file against a plain one
  *   npm run bench -- access    sign-in and an authorised read with and without access control
@@ -20,7 +20,7 @@ import type { BenchResult } from './result';
 import { runAccessBench } from './access';
 import { runCollectorBench } from './collector';
 import { runHsmBench } from './hsm';
-import { runRewrapBench } from './rewrap';
+import { runRewrapBench, runTenantRewrapBench } from './rewrap';
 import { runSqlcipherBench, runVaultBench } from './vault';
 
 const filter = process.argv[2] ?? '';
@@ -45,7 +45,9 @@ async function main(): Promise<void> {
   }
 
   if ('rewrap'.startsWith(filter) || filter.startsWith('rewrap')) {
-    results.push(await runRewrapBench({ dataKeys: 100_000 }));
+    const direct = await runRewrapBench({ dataKeys: 100_000 });
+    results.push(direct);
+    results.push(...(await runTenantRewrapBench({ dataKeys: 100_000, directRate: direct.ours })));
   }
 
   if ('collector'.startsWith(filter) || filter.startsWith('collector')) {
