@@ -526,15 +526,12 @@ export class ProjectService implements TenantKeyAccess {
    * where master key rotation moves them. Its new prompts use the tenant key.
    */
   private async addMissingTenantKeys(): Promise<void> {
-    const missing = await this.database.sequelize.query<{ id: string; created_by: string }>(
-      `SELECT p.id, p.created_by FROM projects p
-       WHERE p.key_mode = 'appliance'
-         AND NOT EXISTS (SELECT 1 FROM project_key_versions v WHERE v.project_id = p.id)`,
-      { type: QueryTypes.SELECT },
-    );
-    if (!missing.length) return;
+    if (!(await this.findProjectsWithoutTenantKey()).length) return;
 
-    await this.database.write(async (transaction) => {
+    // Found again inside the write transaction, so that an appliancectl
+    // process starting at the same time cannot add the same version twice.
+    const added = await this.database.write(async (transaction) => {
+      const missing = await this.findProjectsWithoutTenantKey(transaction);
       for (const project of missing) {
         const key = await createApplianceTenantKey(
           this.database,
@@ -559,8 +556,21 @@ export class ProjectService implements TenantKeyAccess {
           replacements: { uri: key.keyUri, id: project.id },
         });
       }
+      return missing.length;
     });
-    logger.info({ projects: missing.length }, 'tenant keys added to appliance-keyed projects');
+    logger.info({ projects: added }, 'tenant keys added to appliance-keyed projects');
+  }
+
+  /** Lists the appliance-keyed projects that have no tenant key version yet. */
+  private findProjectsWithoutTenantKey(
+    transaction?: Transaction,
+  ): Promise<{ id: string; created_by: string }[]> {
+    return this.database.sequelize.query<{ id: string; created_by: string }>(
+      `SELECT p.id, p.created_by FROM projects p
+       WHERE p.key_mode = 'appliance'
+         AND NOT EXISTS (SELECT 1 FROM project_key_versions v WHERE v.project_id = p.id)`,
+      { type: QueryTypes.SELECT, transaction },
+    );
   }
 
   private async checkTokenFree(label: string, transaction: Transaction): Promise<void> {
