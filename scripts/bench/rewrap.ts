@@ -47,18 +47,9 @@ const rfc3394Iv = Buffer.from('A6A6A6A6A6A6A6A6', 'hex');
 export async function runRewrapBench(options: RewrapBenchOptions = {}): Promise<BenchResult> {
   const count = options.dataKeys ?? 10_000;
   const batchSize = options.batchSize ?? 200;
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-rewrap-'));
-  const config = loadConfig({ APPLIANCE_DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
-
-  const previousLevel = logger.level;
-  logger.level = 'warn';
-
-  await ensureToken(config);
-  const keys = openKeyProvider(config);
-  const database = await openDatabase(config.databaseFile);
+  const bench = await openBenchStore('bench-rewrap-');
+  const { database, keys } = bench;
   try {
-    await migrate(database);
-    await recordFirstMasterKeyVersion(database, keys);
     const dataKeys = Array.from({ length: count }, () => crypto.randomBytes(32));
     await seed(database, dataKeys, (dataKey) => keys.wrapDataKey(dataKey));
 
@@ -93,10 +84,7 @@ export async function runRewrapBench(options: RewrapBenchOptions = {}): Promise<
       },
     };
   } finally {
-    await database.close();
-    keys.close();
-    logger.level = previousLevel;
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await bench.close();
   }
 }
 
@@ -150,20 +138,11 @@ export async function runTenantRewrapBench(
 ): Promise<BenchResult[]> {
   const count = options.dataKeys ?? 10_000;
   const batchSize = options.batchSize ?? 200;
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-tenant-rewrap-'));
-  const config = loadConfig({ APPLIANCE_DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
-
-  const previousLevel = logger.level;
-  logger.level = 'warn';
-
-  await ensureToken(config);
-  const keys = openKeyProvider(config);
-  const database = await openDatabase(config.databaseFile);
+  const bench = await openBenchStore('bench-tenant-rewrap-');
+  const { config, database, keys } = bench;
   const commit = <T>(work: (transaction: Transaction) => Promise<T>) => database.write(work);
   let tenants: Awaited<ReturnType<typeof openTenants>> | undefined;
   try {
-    await migrate(database);
-    await recordFirstMasterKeyVersion(database, keys);
     tenants = await openTenants(config, database, keys, undefined, { resume: false });
     const project = await tenants.projects.create(
       { name: 'bench', keyMode: 'appliance' },
@@ -241,11 +220,38 @@ export async function runTenantRewrapBench(
     ];
   } finally {
     tenants?.close();
+    await bench.close();
+  }
+}
+
+/**
+ * Opens a token, key provider and migrated SQLite file in a new temporary
+ * directory, with logs at warn level until close() removes them all.
+ */
+async function openBenchStore(prefix: string) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const config = loadConfig({ APPLIANCE_DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+  const previousLevel = logger.level;
+  logger.level = 'warn';
+
+  await ensureToken(config);
+  const keys = openKeyProvider(config);
+  const database = await openDatabase(config.databaseFile);
+  const close = async (): Promise<void> => {
     await database.close();
     keys.close();
     logger.level = previousLevel;
     fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  try {
+    await migrate(database);
+    await recordFirstMasterKeyVersion(database, keys);
+  } catch (error) {
+    await close();
+    throw error;
   }
+  return { config, keys, database, close };
 }
 
 /** Reads tenant key version `version` of `projectId` as the key provider takes it. */
