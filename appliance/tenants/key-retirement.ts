@@ -1,6 +1,7 @@
 import { QueryTypes, type Transaction } from 'sequelize';
 
 import { problems } from '../http/problem';
+import { listRotations } from '../keys/rotation-records';
 import type { Database } from '../platform/database';
 import {
   countTenantDataKeysBelow,
@@ -51,8 +52,16 @@ export async function setTenantMinimumVersion(
 
   const remaining = await countTenantDataKeysBelow(database, projectId, minimum, transaction);
   if (remaining > 0) {
+    const [running] = await listRotations(
+      database,
+      { state: 'running', limit: 1, projectId },
+      transaction,
+    );
+    const next = running
+      ? `The rotation ${running.id} still has them to move (${running.done} of ${running.total} done): wait for it, or if nothing runs it (a rotation started by \`appliancectl keys rotate\` without --wait), finish it with POST /api/v1/keys/rotations/${running.id}/resume or \`appliancectl keys rewrap ${running.id}\`.`
+      : `Rotate the project key (POST /api/v1/projects/${projectId}/key/rotate) to rewrap them.`;
     throw problems.conflict(
-      `Retiring the tenant key versions of project ${projectId} below ${minimum} was rejected: ${remaining} data keys are still wrapped under them. Wait for the rewrap of the last rotation to complete (GET /api/v1/keys/rotations/:id); resume a stalled one with POST /api/v1/keys/rotations/:id/resume or \`appliancectl keys rewrap <rotation id>\`, or rotate the project key to rewrap them, and retry.`,
+      `Retiring the tenant key versions of project ${projectId} below ${minimum} was rejected: ${remaining} data keys are still wrapped under them. ${next} Then retry.`,
     );
   }
 

@@ -285,6 +285,7 @@ describe('tenant key rotation @integration', function () {
       const early = await admin.request('PUT', route, { minimumVersion: 2 });
       assert.equal(early.status, 409, JSON.stringify(early.body));
       assert.match(early.body.detail, /2 data keys are still wrapped under them/);
+      assert.match(early.body.detail, new RegExp(`keys/rotations/${record.id}/resume`));
       const unchanged = await tenantItems(admin, project.id);
       assert.deepEqual(
         unchanged.map((item) => item.state),

@@ -5,28 +5,12 @@ import type { RotationRecord } from '../../../appliance/keys/rotation-records';
 
 export type { KeyInventoryItem, KeyState, RotationRecord };
 
-/** One row of GET /projects/keys: the customer-managed master key of a project. */
-export interface ProjectKeyItem {
-  keyClass: 'tenant-master';
-  location: string;
-  algorithm: string;
-  projectId: string;
-  projectName: string;
-  state: string;
-  stateChangedAt: string | null;
-  dependents: { type: string; count: number };
-}
-
 interface Items<T> {
   items: T[];
 }
 
 export async function listKeys(): Promise<KeyInventoryItem[]> {
   return (await apiGet<Items<KeyInventoryItem>>('/keys')).items;
-}
-
-export async function listProjectKeys(): Promise<ProjectKeyItem[]> {
-  return (await apiGet<Items<ProjectKeyItem>>('/projects/keys')).items;
 }
 
 export async function listRotations(): Promise<RotationRecord[]> {
