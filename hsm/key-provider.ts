@@ -45,7 +45,7 @@ export interface KeyProvider {
   /**
    * Wraps a 32-byte data key under a tenant key. The tenant key is unwrapped
    * inside the token into a session object that cannot be read or
-   * extracted; the provider keeps a bounded number of them for later calls.
+   * extracted, and the provider keeps a bounded number of them for later calls.
    */
   wrapDataKeyUnder(tenantKey: WrappedTenantKey, dataKey: Buffer): Buffer;
 

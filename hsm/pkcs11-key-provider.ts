@@ -250,32 +250,19 @@ export class Pkcs11KeyProvider implements KeyProvider {
   rewrapDataKeyBetween(wrapped: Buffer, from: WrappedTenantKey, to: WrappedTenantKey): Buffer {
     this.assertOpen();
     const fromKey = this.tenantKeyObject(from);
-    const toKey = this.tenantKeyObject(to);
-    const dataKeyObject = this.unwrapToObject(wrapped, fromKey, rewrapTemplate);
-
-    try {
-      return this.session.wrapKey(MechanismEnum.AES_KEY_WRAP, toKey, dataKeyObject);
-    } catch (error) {
-      throw toHsmError(error, 'Wrapping the data key under the new tenant key version (C_WrapKey)');
-    } finally {
-      this.destroyQuietly(dataKeyObject, 'rewrap');
-    }
+    return this.rewrapWith(
+      wrapped,
+      fromKey,
+      this.tenantKeyObject(to),
+      'the new tenant key version',
+    );
   }
 
   rewrapDataKey(wrapped: Buffer, fromMasterKeyUri: string, toMasterKeyUri: string): Buffer {
     this.assertOpen();
     const fromKey = this.resolveMasterKey(fromMasterKeyUri);
     const toKey = this.resolveMasterKey(toMasterKeyUri);
-    const dataKeyObject = this.unwrapToObject(wrapped, fromKey, rewrapTemplate);
-
-    try {
-      return this.session.wrapKey(MechanismEnum.AES_KEY_WRAP, toKey, dataKeyObject);
-    } catch (error) {
-      const action = 'Wrapping the data key under the new master key version (C_WrapKey)';
-      throw masterKeyGoneError(error, action) ?? toHsmError(error, action);
-    } finally {
-      this.destroyQuietly(dataKeyObject, 'rewrap');
-    }
+    return this.rewrapWith(wrapped, fromKey, toKey, 'the new master key version');
   }
 
   createMasterKeyVersion(version: number): string {
@@ -507,6 +494,27 @@ export class Pkcs11KeyProvider implements KeyProvider {
       throw masterKeyGoneError(error, action) ?? toHsmError(error, action);
     } finally {
       this.destroyQuietly(dataKeyObject, 'wrap');
+    }
+  }
+
+  /**
+   * Unwraps a data key under `fromKey` into a sensitive session object and
+   * wraps it under `toKey`, so its value never leaves the token.
+   */
+  private rewrapWith(
+    wrapped: Buffer,
+    fromKey: SecretKey,
+    toKey: SecretKey,
+    toName: string,
+  ): Buffer {
+    const dataKeyObject = this.unwrapToObject(wrapped, fromKey, rewrapTemplate);
+    try {
+      return this.session.wrapKey(MechanismEnum.AES_KEY_WRAP, toKey, dataKeyObject);
+    } catch (error) {
+      const action = `Wrapping the data key under ${toName} (C_WrapKey)`;
+      throw masterKeyGoneError(error, action) ?? toHsmError(error, action);
+    } finally {
+      this.destroyQuietly(dataKeyObject, 'rewrap');
     }
   }
 

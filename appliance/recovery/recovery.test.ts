@@ -108,7 +108,7 @@ describe('recovery drill: backup, shares and a fresh token @integration', functi
   const backupFile = path.join(work, 'appliance-a.sqlite');
   const markers = [`marker-${crypto.randomUUID()}`, `marker-${crypto.randomUUID()}`];
   const promptIds: string[] = [];
-  /** A prompt of an appliance-keyed project, whose data key sits under the escrowed tenant key. */
+  /** A prompt of an appliance-keyed project, whose data key is wrapped by the escrowed tenant key. */
   let projectPromptId = '';
   let shares: Record<string, string> = {};
   let applianceB: RunningAppliance | undefined;

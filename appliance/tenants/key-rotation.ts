@@ -20,6 +20,7 @@ import {
 } from '../keys/rotation-records';
 import type { Database } from '../platform/database';
 import { logger } from '../platform/logger';
+import { tenantKeyRef } from '../vault/envelope';
 import type { ProjectService } from './service';
 import {
   countTenantDataKeysBelow,
@@ -48,11 +49,11 @@ interface TenantKeyRow extends WrappedKeyRow {
 }
 
 /**
- * Rotation of a project's tenant key: makes the next version (on the
- * customer token, or wrapped by the master key for an appliance-keyed
- * project), makes it active, and moves the project's data keys to it with
- * the same resumable rewrap job as the appliance master key. The rotation
- * record goes to key_rotations with the project's id.
+ * Rotation of a project's tenant key. It makes the next version, on the
+ * customer token or wrapped by the master key for an appliance-keyed
+ * project, and makes it active. The same resumable rewrap job as the
+ * appliance master key's then moves the project's data keys to it. The
+ * rotation record goes to key_rotations with the project's id.
  */
 export class TenantKeyRotation {
   private readonly jobs = new RewrapJobs('tenant key', (id) => this.rewrap(id));
@@ -226,16 +227,8 @@ export class TenantKeyRotation {
         const rewrapped = projects.rewrapDataKey(
           rotation.projectId!,
           Buffer.from(row.wrapped_key),
-          {
-            keyUri: row.version_uri,
-            wrappedKey: row.version_wrapped_key && Buffer.from(row.version_wrapped_key),
-            masterKeyUri: row.version_master_key_uri,
-          },
-          {
-            keyUri: row.to_uri,
-            wrappedKey: row.to_wrapped_key && Buffer.from(row.to_wrapped_key),
-            masterKeyUri: row.to_master_key_uri,
-          },
+          tenantKeyRef(row.version_uri, row.version_wrapped_key, row.version_master_key_uri),
+          tenantKeyRef(row.to_uri, row.to_wrapped_key, row.to_master_key_uri),
         );
         const updated = await database.sequelize.query<{ prompt_id: string }>(
           `UPDATE project_data_keys SET wrapped_key = :wrapped, tenant_key_uri = :uri, tenant_key_version = :to

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { QueryTypes, type Transaction } from 'sequelize';
 
 import { HsmError } from '../../hsm/errors';
-import type { KeyProvider } from '../../hsm/key-provider';
+import type { KeyProvider, WrappedTenantKey } from '../../hsm/key-provider';
 import { parsePkcs11Uri } from '../../hsm/pkcs11-uri';
 import {
   TenantKeyUnavailableError,
@@ -21,7 +21,6 @@ import {
   createApplianceTenantKey,
   isTenantKeyLocationOf,
   tenantKeyLocation,
-  type NewApplianceTenantKey,
 } from './appliance-tenant-keys';
 import { listTenantKeys } from './key-inventory';
 import { insertActiveTenantKeyVersion, type NewTenantKeyVersion } from './key-versions';
@@ -283,7 +282,6 @@ export class ProjectService implements TenantKeyAccess {
         created_by: actorId,
         created_at: now,
       };
-      let applianceKey: NewApplianceTenantKey | undefined;
       if (input.keyMode === 'customer') {
         await this.checkTokenFree(input.token!.label, transaction);
         // NOTE: if the insert or its audit record then fails, the generated
@@ -306,26 +304,20 @@ export class ProjectService implements TenantKeyAccess {
       );
       // After the project row, which the tenant key's escrow row references.
       if (input.keyMode === 'appliance') {
-        applianceKey = await createApplianceTenantKey(
+        await this.addFirstApplianceKey(row.id, actorId, transaction);
+      } else {
+        await insertActiveTenantKeyVersion(
           this.database,
-          this.keys,
-          row.id,
-          1,
+          {
+            projectId: row.id,
+            version: 1,
+            keyUri: row.key_uri,
+            createdAt: now,
+            createdBy: actorId,
+          },
           transaction,
         );
       }
-      await insertActiveTenantKeyVersion(
-        this.database,
-        {
-          projectId: row.id,
-          version: 1,
-          keyUri: row.key_uri,
-          createdAt: now,
-          createdBy: actorId,
-          ...applianceKey,
-        },
-        transaction,
-      );
       transaction.afterCommit(() => {
         this.rows.set(row.id, row);
       });
@@ -447,10 +439,7 @@ export class ProjectService implements TenantKeyAccess {
    * tenant key, or undefined for a customer key. Throws hsm_unwrap_failed
    * for a key of another project.
    */
-  private requireOwnKey(
-    projectId: string,
-    key: TenantKeyRef,
-  ): { wrapped: Buffer; masterKeyUri: string } | undefined {
+  private requireOwnKey(projectId: string, key: TenantKeyRef): WrappedTenantKey | undefined {
     const row = this.requireUsable(projectId);
     if (row.key_mode === 'appliance') {
       if (
@@ -533,32 +522,33 @@ export class ProjectService implements TenantKeyAccess {
     const added = await this.database.write(async (transaction) => {
       const missing = await this.findProjectsWithoutTenantKey(transaction);
       for (const project of missing) {
-        const key = await createApplianceTenantKey(
-          this.database,
-          this.keys,
-          project.id,
-          1,
-          transaction,
-        );
-        await insertActiveTenantKeyVersion(
-          this.database,
-          {
-            projectId: project.id,
-            version: 1,
-            createdAt: new Date().toISOString(),
-            createdBy: project.created_by,
-            ...key,
-          },
-          transaction,
-        );
+        const keyUri = await this.addFirstApplianceKey(project.id, project.created_by, transaction);
         await this.database.sequelize.query('UPDATE projects SET key_uri = :uri WHERE id = :id', {
           transaction,
-          replacements: { uri: key.keyUri, id: project.id },
+          replacements: { uri: keyUri, id: project.id },
         });
       }
       return missing.length;
     });
     logger.info({ projects: added }, 'tenant keys added to appliance-keyed projects');
+  }
+
+  /**
+   * Generates, escrows and stores version 1 of the tenant key of an
+   * appliance-keyed project whose row exists; returns its location.
+   */
+  private async addFirstApplianceKey(
+    projectId: string,
+    createdBy: string,
+    transaction: Transaction,
+  ): Promise<string> {
+    const key = await createApplianceTenantKey(this.database, this.keys, projectId, 1, transaction);
+    await insertActiveTenantKeyVersion(
+      this.database,
+      { ...key, projectId, version: 1, createdAt: new Date().toISOString(), createdBy },
+      transaction,
+    );
+    return key.keyUri;
   }
 
   /** Lists the appliance-keyed projects that have no tenant key version yet. */

@@ -74,6 +74,15 @@ export interface TenantKeyRef {
   masterKeyUri: string | null;
 }
 
+/** Builds a TenantKeyRef from the columns of a project_key_versions row, as SQLite returns them. */
+export function tenantKeyRef(
+  keyUri: string,
+  wrappedKey: Buffer | null,
+  masterKeyUri: string | null,
+): TenantKeyRef {
+  return { keyUri, wrappedKey: wrappedKey && Buffer.from(wrappedKey), masterKeyUri };
+}
+
 /**
  * Tenant keys of projects, as envelope encryption uses them: a key on the
  * customer's token for a customer-keyed project, or a key wrapped by the
@@ -340,11 +349,11 @@ export class EnvelopeEncryption implements PromptEncryption {
     }
     let dataKey: Buffer;
     try {
-      const tenantKey: TenantKeyRef = {
-        keyUri: row.tenant_key_uri,
-        wrappedKey: row.tenant_wrapped_key && Buffer.from(row.tenant_wrapped_key),
-        masterKeyUri: row.tenant_master_key_uri,
-      };
+      const tenantKey = tenantKeyRef(
+        row.tenant_key_uri,
+        row.tenant_wrapped_key,
+        row.tenant_master_key_uri,
+      );
       dataKey = this.tenants.unwrap(row.project_id, tenantKey, Buffer.from(row.wrapped_key));
     } catch (error) {
       if (!(error instanceof HsmError) || error.code !== 'hsm_unwrap_failed') throw error;
@@ -414,15 +423,12 @@ async function activeTenantKey(
      WHERE project_id = :projectId AND state = 'active' ORDER BY version DESC LIMIT 1`,
     { type: QueryTypes.SELECT, transaction, replacements: { projectId } },
   );
-  if (!rows.length)
-    return { version: 1, keyUri: fallbackUri, wrappedKey: null, masterKeyUri: null };
+  if (!rows.length) return { version: 1, ...tenantKeyRef(fallbackUri, null, null) };
 
   const row = rows[0];
   return {
     version: row.version,
-    keyUri: row.key_uri,
-    wrappedKey: row.wrapped_key && Buffer.from(row.wrapped_key),
-    masterKeyUri: row.master_key_uri,
+    ...tenantKeyRef(row.key_uri, row.wrapped_key, row.master_key_uri),
   };
 }
 
